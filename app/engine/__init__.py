@@ -1,0 +1,1 @@
+"""The pure executor: DAG order, concurrency, retry, timeout, for_each, cancellation. No SQL, no FastAPI."""

@@ -1,0 +1,1 @@
+"""The pipeline language: YAML loading with positions, spec models, validation, CEL expressions."""

@@ -1,0 +1,83 @@
+"""Settings read from the environment (prefix ``MASHPIPE_``); every field documents itself.
+
+Settings are built once, by whoever starts the process (``create_app`` or the CLI), and
+passed down. Nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "xxx", "todo"})
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration of a Mashpipe server, worker or CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="MASHPIPE_", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite+aiosqlite:///{Path.cwd() / 'mashpipe.db'}",
+        description="SQLAlchemy async URL. Default: a SQLite file `mashpipe.db` in the working directory.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description=(
+            "Key material for hashing API keys and encrypting secrets. When unset, a random key is "
+            "generated and kept in `<data dir>/secret.key` next to the SQLite file."
+        ),
+    )
+    bootstrap_key: str | None = Field(
+        default=None,
+        description=(
+            "When set and no account exists, an account `default` is created with exactly this API key."
+        ),
+    )
+    egress_allow: str = Field(
+        default="",
+        description=(
+            "Comma-separated CIDRs or host:port pairs that outbound requests may reach even though they "
+            "are loopback, private or link-local (refused by default)."
+        ),
+    )
+    host: str = Field(default="127.0.0.1", description="Address `mashpipe serve` binds to.")
+    port: int = Field(default=8000, description="Port `mashpipe serve` listens on.")
+    max_body_bytes: int = Field(default=1_048_576, description="Largest request body the API accepts.")
+    max_yaml_bytes: int = Field(default=262_144, description="Largest pipeline source accepted.")
+    step_output_max_bytes: int = Field(
+        default=262_144, description="Step outputs larger than this (as JSON) are stored truncated."
+    )
+    response_max_bytes: int = Field(
+        default=10_485_760, description="Largest upstream response body a connector may read."
+    )
+    http_timeout: float = Field(default=30.0, description="Default timeout, in seconds, for outbound HTTP.")
+    max_concurrent_runs: int = Field(default=32, description="Runs executing at once in this process.")
+    examples_dir: str | None = Field(
+        default=None, description="Folder of pipeline YAML files loaded into the bootstrap account at start."
+    )
+    connectors: str = Field(
+        default="",
+        description="Comma-separated allowlist of connector keys to load (empty: all installed).",
+    )
+    log_level: str = Field(default="info", description="Log level of the server.")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _refuse_placeholders(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.strip().lower() in PLACEHOLDER_SECRETS or len(value) < 16:
+            raise ValueError("MASHPIPE_SECRET_KEY must be a real secret of at least 16 characters")
+        return value
+
+    @cached_property
+    def egress_allow_list(self) -> list[str]:
+        return [part.strip() for part in self.egress_allow.split(",") if part.strip()]
+
+    @cached_property
+    def connector_allowlist(self) -> set[str] | None:
+        keys = {part.strip() for part in self.connectors.split(",") if part.strip()}
+        return keys or None
