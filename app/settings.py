@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     )
     http_timeout: float = Field(default=30.0, description="Default timeout, in seconds, for outbound HTTP.")
     max_concurrent_runs: int = Field(default=32, description="Runs executing at once in this process.")
+    run_wait_max_seconds: float = Field(
+        default=30.0,
+        description=(
+            "Longest a `POST /v1/pipelines/{name}/runs` with `wait: true` blocks; past it the run is "
+            "returned as it is (202) and keeps going."
+        ),
+    )
     examples_dir: str | None = Field(
         default=None, description="Folder of pipeline YAML files loaded into the bootstrap account at start."
     )
