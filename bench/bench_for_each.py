@@ -1,0 +1,118 @@
+"""Benchmark 2, for_each: 200 calls of ``http.get_json`` at concurrency 20 to a local server.
+
+The upstream (``bench.upstream``, its own process on 127.0.0.1) answers each call after 20 ms, so a
+perfect client needs ``200 / 20 x 20 ms = 200 ms``. The engine goes through the real stack: the
+``http`` connector, ``ConnectorCaller``, the outbound client with its egress guard (127.0.0.1 is
+allowlisted). Baselines: the same calls by hand with asyncio + httpx (and aiohttp, for reference)
+and a semaphore of 20. Target: wall time within 1.3x of the ideal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import httpx
+
+from bench.engine_host import compile_plan, run_plan
+from bench.harness import BenchConfig, BenchResult, Line, Target, measure, median, profile_async, require
+from bench.upstream import upstream_server
+from bench.workload import FOR_EACH_YAML, load_spec
+
+KEY = "for_each"
+TITLE = "for_each: http.get_json calls to a local upstream (20 ms each) at concurrency 20"
+TARGET_VS_IDEAL = 1.3
+
+
+def build_caller(settings: Any) -> tuple[Any, Any]:
+    """The real connector stack: registry with the ``http`` connector, outbound client, caller."""
+    registry_mod = require("app.registry", "Registry")
+    http_mod = require("app.sdk.http", "build_http_client")
+    caller_mod = require("app.runtime.caller", "ConnectorCaller")
+    connector = require("connectors.http", "connector").connector
+    registry = registry_mod.Registry.from_connectors([connector])
+    client = http_mod.build_http_client(settings)
+    return caller_mod.ConnectorCaller(registry, client, settings), client
+
+
+async def run(config: BenchConfig) -> BenchResult:
+    calls = 40 if config.quick else 200
+    concurrency, delay_ms = 20, 20.0
+    ideal_s = calls / concurrency * delay_ms / 1000
+    params = {"calls": calls, "concurrency": concurrency, "delay_ms": delay_ms, "repeats": config.repeats}
+    result = BenchResult(KEY, TITLE, params=params)
+
+    from app.settings import Settings
+
+    settings = Settings(egress_allow="127.0.0.1/32")
+    ids = list(range(calls))
+    plan = compile_plan(load_spec(FOR_EACH_YAML % {"concurrency": concurrency}))
+
+    with upstream_server(delay_ms=delay_ms) as base_url:
+        caller, client = build_caller(settings)
+        inputs = {"ids": ids, "base_url": base_url, "concurrency": concurrency}
+        urls = [f"{base_url}/items/{i}" for i in ids]
+        try:
+            async with (
+                httpx.AsyncClient(timeout=30) as hx,
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session,
+            ):
+                expected = await _httpx_baseline(hx, urls, concurrency)
+                got = (await run_plan(plan, inputs, caller)).outputs
+                if got != {"items": expected}:
+                    raise AssertionError("engine for_each results differ from the baseline's")
+
+                async def engine() -> None:
+                    await run_plan(plan, inputs, caller)
+
+                async def baseline_httpx() -> None:
+                    await _httpx_baseline(hx, urls, concurrency)
+
+                async def baseline_aiohttp() -> None:
+                    await _aiohttp_baseline(session, urls, concurrency)
+
+                samples = await measure(
+                    {"engine": engine, "httpx": baseline_httpx, "aiohttp": baseline_aiohttp}, config.repeats
+                )
+                if config.profile:
+                    result.notes.append(await profile_async(engine))
+        finally:
+            await client.aclose()
+
+    result.samples = samples
+    engine_s, httpx_s, aiohttp_s = (median(samples[k]) for k in ("engine", "httpx", "aiohttp"))
+    result.lines = [
+        Line("ideal (calls / concurrency x delay)", ideal_s, "s"),
+        Line("engine: for_each + http.get_json", engine_s, "s"),
+        Line("hand-written asyncio + httpx", httpx_s, "s"),
+        Line("hand-written asyncio + aiohttp", aiohttp_s, "s"),
+        Line("ratio engine / ideal", engine_s / ideal_s, "x"),
+        Line("ratio engine / httpx baseline", engine_s / httpx_s, "x"),
+        Line("ratio httpx baseline / ideal", httpx_s / ideal_s, "x"),
+    ]
+    result.targets.append(Target("for_each wall / ideal", engine_s / ideal_s, "<=", TARGET_VS_IDEAL, "x"))
+    return result
+
+
+async def _httpx_baseline(client: httpx.AsyncClient, urls: list[str], concurrency: int) -> list[Any]:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(url: str) -> Any:
+        async with semaphore:
+            response = await client.get(url)
+            response.raise_for_status()
+            return response.json()
+
+    return list(await asyncio.gather(*(one(url) for url in urls)))
+
+
+async def _aiohttp_baseline(session: aiohttp.ClientSession, urls: list[str], concurrency: int) -> list[Any]:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(url: str) -> Any:
+        async with semaphore, session.get(url) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    return list(await asyncio.gather(*(one(url) for url in urls)))
