@@ -1,4 +1,4 @@
-"""Durations as written in pipelines: ``500ms``, ``10s``, ``5m``, ``2h``, ``1d`` (or a bare number of seconds)."""
+"""Durations as written in pipelines: ``500ms``, ``10s``, ``5m``, ``2h``, ``1d``, or a number of seconds."""
 
 from __future__ import annotations
 

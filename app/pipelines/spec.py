@@ -53,7 +53,8 @@ class RetrySpec(SpecModel):
     initial: Duration = "500ms"
     max: Duration = "30s"
     on: list[RetryOn] | None = Field(
-        default=None, description="Which failures are retried (default: timeout, http_429, http_5xx, connection)"
+        default=None,
+        description="Which failures are retried (default: timeout, http_429, http_5xx, connection)",
     )
 
     _durations = field_validator("initial", "max")(_check_duration)
