@@ -17,7 +17,9 @@ from pydantic import BaseModel
 class CoreStep:
     name: str  # "filter" for core.filter
     Params: type[BaseModel]  # the shape of `with` as written in the file (expressions still unevaluated)
-    bare_fields: tuple[str, ...] = ()  # dotted paths in `with` holding bare CEL, evaluated per item: where, by
-    per_item_fields: tuple[str, ...] = ()  # dotted paths whose ${{ }} is evaluated per item (item/index bound)
+    # dotted paths in `with` holding bare CEL, evaluated per item: where, by
+    bare_fields: tuple[str, ...] = ()
+    # dotted paths whose ${{ }} is evaluated per item (item/index bound)
+    per_item_fields: tuple[str, ...] = ()
     run: Callable[..., Awaitable[Any]] | None = None  # set by the engine's implementation
     description: str = ""

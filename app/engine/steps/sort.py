@@ -1,0 +1,70 @@
+"""``core.sort``: sort items by a bare expression (stable), ``asc``/``desc``, optionally keep ``limit``.
+
+``by`` (default: the item itself) is evaluated once per item. Items with equal keys keep their
+order. Mixed kinds never fail: booleans < numbers < strings < timestamps < durations < lists <
+objects; items whose key is null (or NaN) come last in both orders.
+
+Example::
+
+    - id: top
+      uses: core.sort
+      with:
+        items: [{t: a, score: 5}, {t: b}, {t: c, score: 9}, {t: d, score: 5}]
+        by: default(item.score, null)
+        order: desc
+        limit: 3
+
+Output::
+
+    [{"t": "c", "score": 9}, {"t": "a", "score": 5}, {"t": "d", "score": 5}]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from app.engine.steps.base import CoreStep
+from app.engine.steps.common import (
+    BareExpression,
+    CoreCall,
+    CoreParams,
+    Template,
+    choice_param,
+    evaluate_each,
+    int_param,
+    list_param,
+)
+from app.engine.steps.keys import is_missing, sort_key
+
+
+class Params(CoreParams):
+    items: list[Any] | Template
+    by: BareExpression | None = None
+    order: Literal["asc", "desc"] | Template = "asc"
+    limit: int | Template | None = Field(default=None, ge=0)
+
+
+async def run(call: CoreCall) -> list[Any]:
+    items = list_param(call, "items") or []
+    order = choice_param(call, "order", ("asc", "desc"), "asc")
+    limit = int_param(call, "limit")
+    by = call.item_fn("by")
+    keys = await evaluate_each(by, items, "by") if by is not None else items
+    present = [(sort_key(key), index) for index, key in enumerate(keys) if not is_missing(key)]
+    missing = [index for index, key in enumerate(keys) if is_missing(key)]
+    # sort(reverse=True) keeps equal keys in their original order: stable both ways.
+    present.sort(key=lambda pair: pair[0], reverse=order == "desc")
+    ordered = [items[index] for _, index in present]
+    ordered.extend(items[index] for index in missing)
+    return ordered if limit is None else ordered[:limit]
+
+
+STEP = CoreStep(
+    name="sort",
+    Params=Params,
+    bare_fields=("by",),
+    run=run,
+    description="Sort items by `by` (stable), asc or desc, optionally keeping the first `limit`",
+)
