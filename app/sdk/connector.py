@@ -1,0 +1,456 @@
+"""``Connector``: a third-party API's metadata, declared auth, and its operations.
+
+Operations are async functions declared with ``@connector.action(title=...)`` or
+``@connector.poll(title=..., dedupe=...)``. Each is checked when declared: it must be ``async``, have a
+docstring (its description) and type hints, take ``(ctx: Context, params: SomeModel)`` (a poll also
+takes the ``cursor``) with ``params`` a pydantic model, and return something pydantic can describe
+(``list[Issue]``, ``Issue``, ``dict[str, Any]``; a poll returns ``Poll[Item]``). The operation's name
+is the function's name. Mistakes raise :class:`ConnectorDefinitionError` at import time, naming the
+connector and the operation.
+
+Every connector also gets a ``request`` operation (a raw request with the connection's auth) unless
+it declares its own.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import string
+import typing
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar, get_args, get_origin
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from app.sdk.auth import AuthKind, NoAuth
+from app.sdk.context import Context
+from app.sdk.errors import ConnectorDefinitionError
+from app.sdk.ratelimit import RateLimit
+from app.sdk.raw import HttpResponse, RawRequest, raw_request
+
+KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+PLACEHOLDER_VALUE_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+RESERVED_KEYS = frozenset({"core"})
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+@dataclass(slots=True)
+class Poll(Generic[T]):
+    """What a polling trigger returns: the items found and the cursor to pass to the next poll."""
+
+    items: list[T]
+    cursor: Any = None
+
+
+OperationKind = Literal["action", "poll"]
+
+
+@dataclass(eq=False)
+class Operation:
+    """One declared operation, with everything the platform needs to validate, call and describe it."""
+
+    connector: str
+    name: str
+    kind: OperationKind
+    title: str
+    description: str
+    func: Callable[..., Awaitable[Any]]
+    input_model: type[BaseModel]
+    output_type: Any
+    output_adapter: TypeAdapter[Any]
+    output_schema: dict[str, Any]
+    input_schema: dict[str, Any]
+    cursor_type: Any = None
+    cursor_adapter: TypeAdapter[Any] | None = None
+    cursor_schema: dict[str, Any] | None = None
+    dedupe: Callable[[Any], Any] | None = None
+    builtin: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uses(self) -> str:
+        """``CONNECTOR.OPERATION``, as written in a pipeline."""
+        return f"{self.connector}.{self.name}"
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able metadata: name, kind, title, description, input and output JSON Schemas."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "uses": self.uses,
+            "kind": self.kind,
+            "title": self.title,
+            "description": self.description,
+            "input_schema": self.input_schema,
+            "output_schema": self.output_schema,
+        }
+        if self.kind == "poll":
+            data["cursor_schema"] = self.cursor_schema
+            data["dedupe"] = True
+        return data
+
+
+def _schema(adapter: TypeAdapter[Any], where: str, what: str) -> dict[str, Any]:
+    try:
+        return adapter.json_schema(mode="serialization")
+    except Exception as exc:  # pydantic raises several types for types it cannot describe
+        raise ConnectorDefinitionError(
+            f"{where}: cannot build the JSON Schema of its {what}: {exc}"
+        ) from None
+
+
+def _adapter(annotation: Any, where: str, what: str) -> TypeAdapter[Any]:
+    try:
+        return TypeAdapter(annotation)
+    except Exception as exc:  # PydanticSchemaGenerationError, PydanticUserError...
+        raise ConnectorDefinitionError(
+            f"{where}: pydantic cannot handle its {what} {annotation!r}: {exc}"
+        ) from None
+
+
+def _title_from_name(name: str) -> str:
+    return name.replace("_", " ").strip().capitalize()
+
+
+class Connector:
+    """A connector: metadata, declared auth, base URL, and its operations.
+
+    ``base_url`` may hold ``{field}`` placeholders filled from the connection's credentials (for
+    APIs with a per-customer host, such as ``https://{subdomain}.example.com/api``).
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        version: str,
+        title: str,
+        description: str,
+        base_url: str | None = None,
+        auth: Sequence[AuthKind] = (),
+        rate_limit: RateLimit | None = None,
+        test_request: tuple[str, str] | None = None,
+        docs_url: str | None = None,
+    ) -> None:
+        if not isinstance(key, str) or not KEY_RE.match(key) or key in RESERVED_KEYS:
+            raise ConnectorDefinitionError(
+                f"connector key {key!r} must be 1-40 lower-case letters, digits or _, start with a letter, "
+                "and not be `core`"
+            )
+        where = f"connector {key!r}"
+        if not isinstance(version, str) or not SEMVER_RE.match(version):
+            raise ConnectorDefinitionError(
+                f"{where}: version {version!r} is not a semantic version such as 1.0.0"
+            )
+        if not isinstance(title, str) or not title.strip():
+            raise ConnectorDefinitionError(f"{where}: a title is required")
+        if not isinstance(description, str) or not description.strip():
+            raise ConnectorDefinitionError(f"{where}: a description is required (one sentence is enough)")
+        if base_url is not None:
+            self._check_base_url(where, base_url)
+        auth_list = list(auth) or [NoAuth()]
+        kinds: set[str] = set()
+        for item in auth_list:
+            if not isinstance(item, AuthKind):
+                raise ConnectorDefinitionError(
+                    f"{where}: auth entries must be NoAuth(), ApiKey(...), BearerToken(), BasicAuth() or "
+                    f"OAuth2(...), got {item!r}"
+                )
+            if item.kind in kinds:
+                raise ConnectorDefinitionError(f"{where}: auth kind {item.kind!r} is declared twice")
+            kinds.add(item.kind)
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise ConnectorDefinitionError(
+                f"{where}: rate_limit must be a RateLimit(...), got {rate_limit!r}"
+            )
+        if test_request is not None:
+            if (
+                not isinstance(test_request, tuple)
+                or len(test_request) != 2
+                or str(test_request[0]).upper() not in METHODS
+                or not isinstance(test_request[1], str)
+            ):
+                raise ConnectorDefinitionError(
+                    f"{where}: test_request must be a (METHOD, path) pair such as ('GET', '/user')"
+                )
+            test_request = (test_request[0].upper(), test_request[1])
+        if docs_url is not None and httpx.URL(docs_url).scheme not in ("http", "https"):
+            raise ConnectorDefinitionError(f"{where}: docs_url must be an http(s) URL")
+        self.key = key
+        self.version = version
+        self.title = title.strip()
+        self.description = description.strip()
+        self.base_url = base_url
+        self.auth: tuple[AuthKind, ...] = tuple(auth_list)
+        self.rate_limit = rate_limit
+        self.test_request = test_request
+        self.docs_url = docs_url
+        self._declared: dict[str, Operation] = {}
+        self._builtin_request: Operation | None = None
+
+    @staticmethod
+    def _check_base_url(where: str, base_url: str) -> None:
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(base_url) if name is not None]
+        except ValueError as exc:
+            raise ConnectorDefinitionError(f"{where}: base_url {base_url!r} is malformed: {exc}") from None
+        if any(not name.isidentifier() for name in fields):
+            raise ConnectorDefinitionError(
+                f"{where}: base_url placeholders must be names such as {{subdomain}}"
+            )
+        sample = base_url.format(**dict.fromkeys(fields, "x"))
+        try:
+            parsed = httpx.URL(sample)
+        except httpx.InvalidURL as exc:
+            raise ConnectorDefinitionError(f"{where}: base_url {base_url!r} is not a URL: {exc}") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host or parsed.query or parsed.fragment:
+            raise ConnectorDefinitionError(
+                f"{where}: base_url must be an absolute http(s) URL without query or fragment: {base_url!r}"
+            )
+
+    # -- declaring operations -------------------------------------------------------------------
+
+    def action(self, *, title: str | None = None) -> Callable[[F], F]:
+        """Declare an action: ``async def name(ctx: Context, params: Model) -> Output``."""
+
+        def register(func: F) -> F:
+            self._register(func, kind="action", title=title, dedupe=None)
+            return func
+
+        return register
+
+    def poll(
+        self, *, title: str | None = None, dedupe: Callable[[Any], Any] | None = None
+    ) -> Callable[[F], F]:
+        """Declare a polling trigger: ``async def name(ctx, params: Model, cursor: C | None) -> Poll[Item]``.
+
+        ``dedupe`` maps an item to its stable key (``lambda issue: issue.number``); the platform keeps
+        a window of seen keys so an item starts at most one run.
+        """
+
+        def register(func: F) -> F:
+            self._register(func, kind="poll", title=title, dedupe=dedupe)
+            return func
+
+        return register
+
+    def _register(
+        self,
+        func: Callable[..., Any],
+        *,
+        kind: OperationKind,
+        title: str | None,
+        dedupe: Callable[[Any], Any] | None,
+    ) -> None:
+        name = getattr(func, "__name__", repr(func))
+        where = f"connector {self.key!r}, operation {name!r}"
+        if not NAME_RE.match(name):
+            raise ConnectorDefinitionError(
+                f"{where}: operation names are lower-case letters, digits and _, starting with a letter"
+            )
+        if name in self._declared:
+            raise ConnectorDefinitionError(f"{where}: declared twice (operation names must be unique)")
+        if inspect.isasyncgenfunction(func) or not inspect.iscoroutinefunction(func):
+            raise ConnectorDefinitionError(f"{where}: must be an `async def` function returning its result")
+        description = inspect.getdoc(func)
+        if not description or not description.strip():
+            raise ConnectorDefinitionError(
+                f"{where}: a docstring is required; it becomes the operation's description"
+            )
+        if title is not None and (not isinstance(title, str) or not title.strip()):
+            raise ConnectorDefinitionError(f"{where}: title must be a non-empty string")
+        if kind == "poll" and dedupe is None:
+            raise ConnectorDefinitionError(
+                f"{where}: a poll must declare dedupe=..., a function giving each item's stable key "
+                "(such as `dedupe=lambda item: item.id`)"
+            )
+        if dedupe is not None and not callable(dedupe):
+            raise ConnectorDefinitionError(f"{where}: dedupe must be a function of one item")
+        self._declared[name] = self._build(func, name, kind, title, description.strip(), dedupe, where)
+
+    def _build(
+        self,
+        func: Callable[..., Any],
+        name: str,
+        kind: OperationKind,
+        title: str | None,
+        description: str,
+        dedupe: Callable[[Any], Any] | None,
+        where: str,
+    ) -> Operation:
+        signature = inspect.signature(func)
+        params = list(signature.parameters.values())
+        expected = ["ctx", "params"] if kind == "action" else ["ctx", "params", "cursor"]
+        shape = (
+            "(ctx: Context, params: Model)" if kind == "action" else "(ctx: Context, params: Model, cursor)"
+        )
+        if len(params) != len(expected) or any(
+            p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) or p.default is not p.empty
+            for p in params
+        ):
+            raise ConnectorDefinitionError(f"{where}: the signature must be {shape}")
+        try:
+            hints = typing.get_type_hints(func, include_extras=True)
+        except Exception as exc:  # NameError for an undefined name, TypeError for a bad annotation...
+            raise ConnectorDefinitionError(f"{where}: cannot resolve its type hints: {exc}") from None
+        missing = [p.name for p in params if p.name not in hints]
+        if "return" not in hints:
+            missing.append("the return value")
+        if missing:
+            raise ConnectorDefinitionError(
+                f"{where}: type hints are required ({', '.join(missing)} lacks one)"
+            )
+        ctx_type = hints[params[0].name]
+        if not (inspect.isclass(ctx_type) and issubclass(ctx_type, Context)):
+            raise ConnectorDefinitionError(f"{where}: the first parameter must be annotated `Context`")
+        model = hints[params[1].name]
+        if not (inspect.isclass(model) and issubclass(model, BaseModel)):
+            raise ConnectorDefinitionError(
+                f"{where}: the parameters must be a pydantic model (class P(BaseModel)), got {model!r}"
+            )
+        try:
+            input_schema = model.model_json_schema()
+        except Exception as exc:  # pydantic raises several types
+            raise ConnectorDefinitionError(
+                f"{where}: cannot build the JSON Schema of {model.__name__}: {exc}"
+            ) from None
+        returned = hints["return"]
+        cursor_type: Any = None
+        cursor_adapter: TypeAdapter[Any] | None = None
+        cursor_schema: dict[str, Any] | None = None
+        if kind == "poll":
+            if get_origin(returned) is not Poll or len(get_args(returned)) != 1:
+                raise ConnectorDefinitionError(f"{where}: a poll must return Poll[Item], got {returned!r}")
+            output_type: Any = list[get_args(returned)[0]]  # type: ignore[misc]
+            cursor_type = hints[params[2].name]
+            cursor_adapter = _adapter(cursor_type, where, "cursor type")
+            cursor_schema = _schema(cursor_adapter, where, "cursor")
+        else:
+            if get_origin(returned) is Poll or returned is Poll:
+                raise ConnectorDefinitionError(
+                    f"{where}: an action cannot return Poll; declare it with @poll"
+                )
+            output_type = returned
+        output_adapter = _adapter(output_type, where, "return type")
+        output_schema = _schema(output_adapter, where, "output")
+        return Operation(
+            connector=self.key,
+            name=name,
+            kind=kind,
+            title=(title or _title_from_name(name)).strip(),
+            description=description,
+            func=func,
+            input_model=model,
+            output_type=output_type,
+            output_adapter=output_adapter,
+            output_schema=output_schema,
+            input_schema=input_schema,
+            cursor_type=cursor_type,
+            cursor_adapter=cursor_adapter,
+            cursor_schema=cursor_schema,
+            dedupe=dedupe,
+        )
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _request_operation(self) -> Operation:
+        if self._builtin_request is None:
+            adapter: TypeAdapter[Any] = TypeAdapter(HttpResponse)
+            self._builtin_request = Operation(
+                connector=self.key,
+                name="request",
+                kind="action",
+                title="Raw request",
+                description=(
+                    f"Send any request to the {self.title} API with the connection's auth: a path under the "
+                    "base URL (or an absolute URL on the same host). Returns status, headers and body."
+                ),
+                func=raw_request,
+                input_model=RawRequest,
+                output_type=HttpResponse,
+                output_adapter=adapter,
+                output_schema=adapter.json_schema(mode="serialization"),
+                input_schema=RawRequest.model_json_schema(),
+                builtin=True,
+            )
+        return self._builtin_request
+
+    @property
+    def operations(self) -> dict[str, Operation]:
+        """Every operation by name: the declared ones, plus the built-in ``request`` unless overridden."""
+        found = dict(self._declared)
+        if "request" not in found:
+            found["request"] = self._request_operation()
+        return found
+
+    def operation(self, name: str) -> Operation | None:
+        """The operation called ``name``, or None."""
+        if name == "request" and name not in self._declared:
+            return self._request_operation()
+        return self._declared.get(name)
+
+    def actions(self) -> list[Operation]:
+        """Actions (the built-in ``request`` included), in declaration order."""
+        return [op for op in self.operations.values() if op.kind == "action"]
+
+    def polls(self) -> list[Operation]:
+        """Polling triggers, in declaration order."""
+        return [op for op in self._declared.values() if op.kind == "poll"]
+
+    def auth_kinds(self) -> list[str]:
+        """The kinds of auth accepted (``["oauth2", "bearer"]``)."""
+        return [item.kind for item in self.auth]
+
+    def base_url_for(self, credentials: typing.Mapping[str, Any] | None) -> str | None:
+        """The base URL with its ``{placeholders}`` filled from ``credentials``.
+
+        Values must look like host labels (letters, digits, dots, hyphens) so a credential can never
+        move the base URL to another host or path.
+        """
+        if self.base_url is None or "{" not in self.base_url:
+            return self.base_url
+        from app.errors import StepError
+
+        values: dict[str, str] = {}
+        for _, name, _, _ in string.Formatter().parse(self.base_url):
+            if name is None:
+                continue
+            value = (credentials or {}).get(name)
+            if not isinstance(value, str) or not PLACEHOLDER_VALUE_RE.match(value):
+                raise StepError(
+                    f"{self.key}: the connection must give `{name}` (letters, digits, dots and hyphens) "
+                    f"to build the base URL {self.base_url}",
+                    code="connection_invalid",
+                )
+            values[name] = value
+        return self.base_url.format(**values)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able metadata: key, version, title, description, auth, operations and their schemas."""
+        return {
+            "key": self.key,
+            "version": self.version,
+            "title": self.title,
+            "description": self.description,
+            "base_url": self.base_url,
+            "docs_url": self.docs_url,
+            "auth": [item.describe() for item in self.auth],
+            "auth_kinds": self.auth_kinds(),
+            "rate_limit": self.rate_limit.describe() if self.rate_limit else None,
+            "operations": [op.describe() for op in self.actions()],
+            "polls": [op.describe() for op in self.polls()],
+        }
+
+    def __repr__(self) -> str:
+        return f"Connector(key={self.key!r}, version={self.version!r})"

@@ -1,0 +1,184 @@
+"""``Context``: the one object every operation receives, and ``StepLog``, its logger.
+
+An operation gets ``ctx`` first. Through it, and only through it, it reaches the outside world:
+``ctx.http`` (the connector-scoped HTTP client), ``ctx.request_json`` and ``ctx.paginate`` (helpers
+over ``ctx.http``), ``ctx.log`` (lines that land in the step's log), ``ctx.now()`` and
+``ctx.credentials`` (the connection's fields, for the rare API that needs them in a body).
+New capabilities are added to ``Context``, so operation signatures never change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+import orjson
+
+from app.sdk.errors import InvalidResponse, describe_url, raise_for_response
+from app.sdk.http import ConnectorHTTP
+from app.sdk.pagination import Pagination
+
+MAX_LOG_LINES = 500
+MAX_LOG_LINE_CHARS = 2000
+REDACTED = "***"
+
+
+class StepLog:
+    """A small logger whose lines (``"INFO message"``) land in the step's log.
+
+    Lines are also sent to the Python logger ``mashpipe.connectors.<key>`` at DEBUG level. Secret
+    values of the connection are masked, lines are cut at 2000 characters and a step keeps at most
+    500 lines (one more line says how many were dropped).
+    """
+
+    def __init__(
+        self,
+        lines: list[str] | None = None,
+        *,
+        name: str = "mashpipe.connectors",
+        secrets: Iterable[str] = (),
+        max_lines: int = MAX_LOG_LINES,
+    ) -> None:
+        self.lines: list[str] = lines if lines is not None else []
+        self._logger = logging.getLogger(name)
+        self._secrets = sorted(
+            {s for s in secrets if isinstance(s, str) and len(s) >= 4}, key=len, reverse=True
+        )
+        self._max_lines = max_lines
+        self._dropped = 0
+
+    def _emit(self, level: str, message: str, args: tuple[object, ...]) -> None:
+        text = str(message)
+        if args:
+            try:
+                text = text % args
+            except (TypeError, ValueError):
+                text = " ".join([text, *map(str, args)])
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        if len(text) > MAX_LOG_LINE_CHARS:
+            text = text[:MAX_LOG_LINE_CHARS] + "…"
+        self._logger.debug("%s %s", level, text)
+        if len(self.lines) < self._max_lines:
+            self.lines.append(f"{level} {text}")
+            return
+        self._dropped += 1
+        note = f"WARNING {self._dropped} more log lines dropped"
+        if self.lines and self.lines[-1].endswith("more log lines dropped"):
+            self.lines[-1] = note
+        else:
+            self.lines.append(note)
+
+    def debug(self, message: str, *args: object) -> None:
+        self._emit("DEBUG", message, args)
+
+    def info(self, message: str, *args: object) -> None:
+        self._emit("INFO", message, args)
+
+    def warning(self, message: str, *args: object) -> None:
+        self._emit("WARNING", message, args)
+
+    def error(self, message: str, *args: object) -> None:
+        self._emit("ERROR", message, args)
+
+
+def decode_json(response: httpx.Response) -> Any:
+    """The JSON body of ``response`` (None when empty); :class:`InvalidResponse` when it is not JSON."""
+    content = response.content
+    if not content.strip():
+        return None
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # orjson refuses integers beyond 64 bits, which some APIs send
+        return json.loads(content)
+    except ValueError as exc:
+        start = content[:80].decode(response.encoding or "utf-8", "replace")
+        where = f"{response.request.method} {describe_url(response.request.url)}"
+        raise InvalidResponse(
+            f"{where}: the response is not valid JSON ({exc}); it starts with {start!r}",
+            details={"content_type": response.headers.get("content-type")},
+        ) from None
+
+
+class Context:
+    """What an operation is given: HTTP, logging, time, credentials and run coordinates."""
+
+    def __init__(
+        self,
+        *,
+        connector: str,
+        operation: str,
+        http: ConnectorHTTP,
+        log: StepLog | None = None,
+        credentials: Mapping[str, Any] | None = None,
+        run_id: str = "",
+        step_id: str = "",
+        attempt: int = 1,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.connector = connector
+        self.operation = operation
+        self.http = http
+        self.log = log or StepLog(name=f"mashpipe.connectors.{connector}")
+        self.credentials: Mapping[str, Any] = MappingProxyType(dict(credentials or {}))
+        self.run_id = run_id
+        self.step_id = step_id
+        self.attempt = attempt
+        self._clock = clock
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC (tests can fix it)."""
+        return self._clock() if self._clock is not None else datetime.now(UTC)
+
+    async def request_json(self, method: str, url: str | httpx.URL, **kwargs: Any) -> Any:
+        """Send a request through ``ctx.http``; raise the typed error of a non-2xx answer; return its JSON.
+
+        Keyword arguments are those of ``httpx``: ``params``, ``headers``, ``json``, ``content``, ``data``.
+        An empty body gives None; a malformed one :class:`InvalidResponse`.
+        """
+        response = await self.http.request(method, url, **kwargs)
+        raise_for_response(response)
+        return decode_json(response)
+
+    async def paginate(
+        self,
+        url: str,
+        *,
+        strategy: Pagination,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[Any]:
+        """Yield the items of every page of ``url`` (GET), following ``strategy``; stop after ``limit`` items.
+
+        Each page is checked like :meth:`request_json`. After ``strategy.max_pages`` pages the
+        iteration stops and a warning is logged.
+        """
+        page = strategy.first(url, dict(params or {}))
+        produced = 0
+        for _ in range(strategy.max_pages):
+            response = await self.http.request("GET", page.url, params=page.params or None, headers=headers)
+            raise_for_response(response)
+            body = decode_json(response)
+            items = strategy.items(body)
+            for item in items:
+                yield item
+                produced += 1
+                if limit is not None and produced >= limit:
+                    return
+            following = strategy.next(page, response, body, items)
+            if following is None:
+                return
+            page = following
+        self.log.warning(
+            "stopped after %s pages of %s (max_pages); later pages were not read",
+            strategy.max_pages,
+            describe_url(url),
+        )

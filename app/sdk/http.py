@@ -1,0 +1,274 @@
+"""The outbound HTTP client: one per process (:func:`build_http_client`), and the per-connector view of it.
+
+``build_http_client(settings)`` returns the ``httpx.AsyncClient`` every connector request goes
+through: egress guard on every hop (redirects included), connections pinned to checked addresses,
+response bodies capped at ``settings.response_max_bytes`` while streaming, default timeout
+``settings.http_timeout``, no proxies from the environment and no cookie persistence (the client
+is shared by every account, so cookies set by one upstream answer must never reach another request).
+
+:class:`ConnectorHTTP` is what a connector sees as ``ctx.http``: relative URLs are joined to the
+connector's base URL, the connection's auth is applied (only to the base URL's origin, so a
+credential never leaks to another host), the declared rate limit is honoured, the decoded body is
+capped too (a gzip bomb stops at the same limit) and transport failures become typed step errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+
+import httpx
+
+from app.errors import EgressDenied, StepError, StepTimeout
+from app.sdk.errors import ConnectionFailed, InvalidResponse, UpstreamError, describe_url, raise_for_response
+from app.sdk.ratelimit import RateLimiter
+from app.security.egress import EgressGuardTransport, EgressPolicy, PinnedHTTPTransport, Resolver
+
+USER_AGENT = "mashpipe/0.1 (+https://github.com/mashpipe)"
+DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30.0)
+MAX_REDIRECTS = 10
+
+
+def _no_cookies() -> httpx.Cookies:
+    """A cookie jar that refuses to store anything."""
+    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+
+
+def build_http_client(
+    settings: Any,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    resolver: Resolver | None = None,
+) -> httpx.AsyncClient:
+    """The process-wide outbound client (see the module docstring).
+
+    ``transport`` replaces the inner transport (default: :class:`PinnedHTTPTransport`, which pins
+    connections; ``app.security.egress.aiohttp_transport`` pins too); the egress guard wraps it
+    either way. ``resolver`` replaces the system DNS resolver (tests).
+    """
+    policy = EgressPolicy.from_settings(settings, resolver=resolver)
+    inner = transport if transport is not None else PinnedHTTPTransport(policy, limits=DEFAULT_LIMITS)
+    guard = EgressGuardTransport(inner, policy, max_response_bytes=settings.response_max_bytes)
+    return httpx.AsyncClient(
+        transport=guard,
+        timeout=httpx.Timeout(settings.http_timeout),
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        trust_env=False,
+        cookies=_no_cookies(),
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+def map_transport_error(
+    exc: Exception, *, method: str | None = None, url: httpx.URL | str | None = None
+) -> Exception:
+    """The typed step error for an ``httpx`` exception (or the exception itself when not an httpx one)."""
+    where = ""
+    if method is not None and url is not None:
+        where = f"{method} {describe_url(url)}: "
+    elif url is not None:
+        where = f"{describe_url(url)}: "
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return StepTimeout(f"{where}timed out ({type(exc).__name__})", retry_kind="timeout")
+    if isinstance(exc, httpx.TooManyRedirects):
+        return UpstreamError(f"{where}too many redirects")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return EgressDenied(f"{where}{detail}")
+    if isinstance(exc, httpx.DecodingError):
+        return InvalidResponse(f"{where}cannot decode the response body: {detail}")
+    if isinstance(exc, httpx.TransportError):
+        return ConnectionFailed(f"{where}{type(exc).__name__}: {detail}")
+    if isinstance(exc, httpx.HTTPStatusError):
+        try:
+            raise_for_response(exc.response)
+        except StepError as mapped:
+            return mapped
+    if isinstance(exc, httpx.InvalidURL):
+        return StepError(f"{where}invalid URL: {detail}", code="invalid_url")
+    return exc
+
+
+class ConnectorHTTP:
+    """``ctx.http``: an ``httpx.AsyncClient``-like client scoped to one connector and one connection.
+
+    Methods mirror ``httpx.AsyncClient``: :meth:`request`, :meth:`get`, :meth:`post`, :meth:`put`,
+    :meth:`patch`, :meth:`delete`, :meth:`head`, :meth:`options` return a read ``httpx.Response``
+    (non-2xx statuses are returned, not raised: call :func:`app.sdk.raise_for_response`);
+    :meth:`stream` yields an unread response to iterate.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str | None = None,
+        auth: httpx.Auth | None = None,
+        max_response_bytes: int | None = None,
+        limiter: RateLimiter | None = None,
+        limiter_name: str = "this connection",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.client = client
+        self.base_url = httpx.URL(base_url) if base_url else None
+        if self.base_url is not None and not self.base_url.raw_path.endswith(b"/"):
+            self.base_url = self.base_url.copy_with(raw_path=self.base_url.raw_path + b"/")
+        self.auth = auth
+        self.max_response_bytes = max_response_bytes
+        self.limiter = limiter
+        self._limiter_name = limiter_name
+        self.headers = dict(headers or {})
+
+    def resolve_url(self, url: httpx.URL | str) -> httpx.URL:
+        """``url`` made absolute: relative paths are appended to the base URL (like ``httpx.AsyncClient``)."""
+        parsed = httpx.URL(url)
+        if parsed.is_absolute_url:
+            return parsed
+        if parsed.host:
+            raise StepError(
+                f"scheme-relative URL {str(url)!r} is not allowed; write https://...", code="invalid_url"
+            )
+        if self.base_url is None:
+            raise StepError(
+                f"relative URL {str(url)!r} given, but the connector has no base URL: use an absolute URL",
+                code="invalid_url",
+            )
+        return self.base_url.copy_with(raw_path=self.base_url.raw_path + parsed.raw_path.lstrip(b"/"))
+
+    def same_origin(self, url: httpx.URL) -> bool:
+        """Whether ``url`` is on the base URL's origin (scheme, host, port); True without a base URL."""
+        base = self.base_url
+        if base is None:
+            return True
+        return (url.scheme, url.host, url.port or _port(url)) == (
+            base.scheme,
+            base.host,
+            base.port or _port(base),
+        )
+
+    def build_request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        params: Any = None,
+        headers: Any = None,
+        json: Any = None,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Request:
+        """An ``httpx.Request`` for this connector (base URL and default headers applied, no auth yet)."""
+        merged = dict(self.headers)
+        if headers:
+            merged.update(dict(headers))
+        return self.client.build_request(
+            method.upper(),
+            self.resolve_url(url),
+            params=params,
+            headers=merged or None,
+            json=json,
+            content=content,
+            data=data,
+            files=files,
+            timeout=timeout,
+        )
+
+    async def _send(self, request: httpx.Request, *, follow_redirects: Any) -> httpx.Response:
+        if self.limiter is not None:
+            await self.limiter.acquire(what=self._limiter_name)
+        auth = self.auth if self.auth is not None and self.same_origin(request.url) else None
+        try:
+            return await self.client.send(request, auth=auth, stream=True, follow_redirects=follow_redirects)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, method=request.method, url=request.url) from exc
+
+    async def _read(self, response: httpx.Response) -> None:
+        """Read the decoded body, failing once it passes ``max_response_bytes``."""
+        limit = self.max_response_bytes
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                total += len(chunk)
+                if limit is not None and total > limit:
+                    raise InvalidResponse(
+                        f"response body exceeds {limit} bytes ({describe_url(response.request.url)})",
+                        details={"limit": limit, "url": describe_url(response.request.url)},
+                    )
+                chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, method=response.request.method, url=response.request.url) from exc
+        finally:
+            await response.aclose()
+        response._content = b"".join(chunks)
+
+    async def request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        params: Any = None,
+        headers: Any = None,
+        json: Any = None,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,  # noqa: ASYNC109 (the httpx signature)
+        follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response:
+        """Send a request and read its body; the response is returned whatever its status."""
+        request = self.build_request(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            json=json,
+            content=content,
+            data=data,
+            files=files,
+            timeout=timeout,
+        )
+        response = await self._send(request, follow_redirects=follow_redirects)
+        await self._read(response)
+        return response
+
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, url: httpx.URL | str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
+        """Send a request and yield the response unread (iterate ``aiter_bytes()``); closed on exit."""
+        follow_redirects = kwargs.pop("follow_redirects", httpx.USE_CLIENT_DEFAULT)
+        request = self.build_request(method, url, **kwargs)
+        response = await self._send(request, follow_redirects=follow_redirects)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def get(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def head(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        return await self.request("HEAD", url, **kwargs)
+
+    async def options(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        return await self.request("OPTIONS", url, **kwargs)
+
+    async def post(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        return await self.request("DELETE", url, **kwargs)
+
+
+def _port(url: httpx.URL) -> int:
+    return 443 if url.scheme == "https" else 80
