@@ -1,0 +1,7 @@
+"""Repositories: every SQL statement of Mashpipe. Each takes an ``AsyncSession`` and never commits."""
+
+from app.storage.repositories.accounts import AccountRepo, ApiKeyRepo
+from app.storage.repositories.pipelines import PipelineRepo
+from app.storage.repositories.runs import RunRepo
+
+__all__ = ["AccountRepo", "ApiKeyRepo", "PipelineRepo", "RunRepo"]

@@ -1,0 +1,258 @@
+"""Runs and their step runs."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.engine.types import RunStatus, StepError, StepResult, StepStatus
+from app.errors import BadRequest, MashpipeError, NotFound
+from app.storage.base import new_id, utcnow
+from app.storage.models import Pipeline, PipelineRevision, Run, StepRun
+from app.storage.repositories.cursor import check_limit, decode_time_id, encode_time_id
+from app.storage.types import dumps_json_bytes
+
+MAX_PAGE = 1000
+PREVIEW_MAX_CHARS = 1024
+"""A truncated step output keeps at most this many characters of its JSON as a preview."""
+
+_UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+
+
+def _run_status(status: RunStatus | str) -> str:
+    try:
+        return RunStatus(status).value
+    except ValueError:
+        allowed = [item.value for item in RunStatus]
+        raise BadRequest(
+            f"unknown run status {status!r}", details={"status": status, "allowed": allowed}
+        ) from None
+
+
+def _error_dict(error: StepError | dict[str, Any] | None) -> dict[str, Any] | None:
+    if error is None or isinstance(error, dict):
+        return error
+    return error.to_dict()
+
+
+def cap_output(output: Any, max_output_bytes: int) -> tuple[Any, bool]:
+    """``(stored output, truncated)``: the output itself when its JSON fits in ``max_output_bytes``,
+    else ``{"truncated": True, "size": N, "preview": "<first characters of the JSON>"}``."""
+    if output is None:
+        return None, False
+    encoded = dumps_json_bytes(output)
+    if len(encoded) <= max_output_bytes:
+        return output, False
+    keep = max(0, min(PREVIEW_MAX_CHARS, max_output_bytes))
+    preview = encoded[: keep * 4].decode("utf-8", errors="ignore")[:keep]
+    return {"truncated": True, "size": len(encoded), "preview": preview}, True
+
+
+def cap_logs(logs: list[str], max_bytes: int) -> list[str]:
+    """The first log lines that fit in ``max_bytes`` (UTF-8), plus a line telling how many were dropped."""
+    kept: list[str] = []
+    used = 0
+    for index, line in enumerate(logs):
+        text = line if isinstance(line, str) else str(line)
+        size = len(text.encode("utf-8", errors="replace"))
+        if used + size > max_bytes:
+            kept.append(f"... {len(logs) - index} more log lines dropped (over {max_bytes} bytes)")
+            break
+        kept.append(text)
+        used += size
+    return kept
+
+
+class RunRepo:
+    """Runs of an account and the state of their steps. Never commits: the caller does."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        *,
+        account_id: str,
+        pipeline: Pipeline,
+        revision: PipelineRevision | int,
+        inputs: dict[str, Any],
+        trigger: dict[str, Any],
+        status: RunStatus | str = RunStatus.QUEUED,
+    ) -> Run:
+        """Record a new run of ``pipeline`` at ``revision`` (a revision or its number)."""
+        if pipeline.account_id != account_id:
+            raise NotFound(f"pipeline {pipeline.name!r} not found")
+        if isinstance(revision, PipelineRevision):
+            if revision.pipeline_id != pipeline.id:
+                raise BadRequest(f"revision {revision.number} is not a revision of {pipeline.name!r}")
+            number = revision.number
+        else:
+            number = revision
+        if not 1 <= number <= pipeline.latest_revision:
+            raise NotFound(f"pipeline {pipeline.name!r} has no revision {number}")
+        run = Run(
+            id=new_id(),
+            account_id=account_id,
+            pipeline_id=pipeline.id,
+            pipeline_name=pipeline.name,
+            revision=number,
+            status=_run_status(status),
+            trigger_kind=str(trigger.get("kind", "manual"))[:32],
+            trigger=trigger,
+            inputs=inputs,
+            created_at=utcnow(),
+            attempt=1,
+        )
+        self.session.add(run)
+        await self.session.flush()
+        return run
+
+    async def get(self, account_id: str, run_id: str) -> Run | None:
+        """The account's run (None for another account's)."""
+        return await self.session.scalar(select(Run).where(Run.id == run_id, Run.account_id == account_id))
+
+    async def get_any(self, run_id: str) -> Run | None:
+        """A run whatever its account (for the worker)."""
+        return await self.session.get(Run, run_id)
+
+    async def steps(self, run_id: str) -> builtins.list[StepRun]:
+        """The run's steps in the order they started (not started ones last, by id)."""
+        statement = (
+            select(StepRun)
+            .where(StepRun.run_id == run_id)
+            .order_by(StepRun.started_at.is_(None), StepRun.started_at, StepRun.step_id)
+        )
+        return list(await self.session.scalars(statement))
+
+    async def list(
+        self,
+        account_id: str,
+        *,
+        pipeline_name: str | None = None,
+        status: RunStatus | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[builtins.list[Run], int, str | None]:
+        """A page of the account's runs, newest first: ``(runs, total, next_cursor)``.
+
+        ``total`` counts every run matching the filters (not only this page). Pagination is by
+        keyset on ``(created_at, id)``: the cursor is opaque and stable while runs are added.
+        """
+        check_limit(limit, MAX_PAGE)
+        conditions: builtins.list[ColumnElement[bool]] = [Run.account_id == account_id]
+        if status is not None:
+            conditions.append(Run.status == _run_status(status))
+        if pipeline_name is not None:
+            pipeline_id = await self.session.scalar(
+                select(Pipeline.id).where(Pipeline.account_id == account_id, Pipeline.name == pipeline_name)
+            )
+            if pipeline_id is None:
+                if cursor is not None:
+                    decode_time_id(cursor)
+                return [], 0, None
+            conditions.append(Run.pipeline_id == pipeline_id)
+        total = await self.session.scalar(select(func.count()).select_from(Run).where(*conditions)) or 0
+        if cursor is not None:
+            created_at, run_id = decode_time_id(cursor)
+            conditions.append(
+                or_(Run.created_at < created_at, and_(Run.created_at == created_at, Run.id < run_id))
+            )
+        statement = (
+            select(Run).where(*conditions).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)
+        )
+        rows = list(await self.session.scalars(statement))
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = encode_time_id(last.created_at, last.id)
+        return rows[:limit], total, next_cursor
+
+    async def mark_running(self, run_id: str, started_at: datetime) -> bool:
+        """Move a queued (or already running, on resume) run to ``running``.
+
+        False when the run does not exist or has finished (e.g. cancelled while queued):
+        the worker must then not execute it.
+        """
+        return await self._update_unfinished(run_id, status=RunStatus.RUNNING.value, started_at=started_at)
+
+    async def finish(
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        outputs: dict[str, Any] | None,
+        error: StepError | dict[str, Any] | None,
+        finished_at: datetime,
+    ) -> bool:
+        """Record the end of an unfinished run. False when it does not exist or had already finished."""
+        value = _run_status(status)
+        if not RunStatus(value).finished:
+            raise BadRequest(f"{value!r} is not a final run status")
+        return await self._update_unfinished(
+            run_id, status=value, outputs=outputs, error=_error_dict(error), finished_at=finished_at
+        )
+
+    async def _update_unfinished(self, run_id: str, **values: Any) -> bool:
+        """UPDATE a queued/running run; a Run object of the session is refreshed with the new values."""
+        statement = (
+            update(Run).where(Run.id == run_id, Run.status.in_(_UNFINISHED)).values(**values).returning(Run)
+        )
+        run = await self.session.scalar(statement, execution_options={"populate_existing": True})
+        return run is not None
+
+    async def unfinished(self) -> builtins.list[Run]:
+        """Every run still queued or running, oldest first (for recovery at start)."""
+        statement = select(Run).where(Run.status.in_(_UNFINISHED)).order_by(Run.created_at, Run.id)
+        return list(await self.session.scalars(statement))
+
+    async def upsert_step(self, run_id: str, step_result: StepResult, max_output_bytes: int) -> StepRun:
+        """Insert or update the row of ``step_result.step_id`` in the run.
+
+        Outputs whose JSON is larger than ``max_output_bytes`` are stored as
+        ``{"truncated": true, "size": N, "preview": ...}`` with ``output_truncated``; the logs are
+        capped to the same size.
+        """
+        if max_output_bytes < 0:
+            raise BadRequest("max_output_bytes must not be negative")
+        output, truncated = cap_output(step_result.output, max_output_bytes)
+        values: dict[str, Any] = {
+            "status": StepStatus(step_result.status).value,
+            "attempts": step_result.attempts,
+            "started_at": step_result.started_at,
+            "finished_at": step_result.finished_at,
+            "duration_ms": step_result.duration_ms,
+            "output": output,
+            "output_truncated": truncated,
+            "error": _error_dict(step_result.error),
+            "logs": cap_logs(list(step_result.logs), max_output_bytes),
+        }
+        dialect = self.session.get_bind().dialect.name
+        insert: Any
+        if dialect == "sqlite":
+            insert = sqlite.insert
+        elif dialect == "postgresql":
+            insert = postgresql.insert
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            raise MashpipeError(f"unsupported database dialect {dialect!r}")
+        statement = insert(StepRun).values(id=new_id(), run_id=run_id, step_id=step_result.step_id, **values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[StepRun.run_id, StepRun.step_id],
+            set_={name: statement.excluded[name] for name in values},
+        ).returning(StepRun)
+        try:
+            step: StepRun | None = await self.session.scalar(
+                statement, execution_options={"populate_existing": True}
+            )
+        except IntegrityError:
+            raise NotFound(f"run {run_id!r} not found") from None
+        if step is None:  # pragma: no cover - RETURNING always yields the row
+            raise NotFound(f"run {run_id!r} not found")
+        return step
+
+
+__all__ = ["RunRepo", "cap_logs", "cap_output"]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the Mashpipe database (see ``app/storage/migrate.py``)."""

@@ -1,0 +1,1 @@
+"""Migration scripts, named ``YYYYMMDD_slug_rev.py``."""
