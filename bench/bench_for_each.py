@@ -25,14 +25,22 @@ TITLE = "for_each: http.get_json calls to a local upstream (20 ms each) at concu
 TARGET_VS_IDEAL = 1.3
 
 
-def build_caller(settings: Any) -> tuple[Any, Any]:
-    """The real connector stack: registry with the ``http`` connector, outbound client, caller."""
+def build_caller(settings: Any, *, aiohttp: bool = False) -> tuple[Any, Any]:
+    """The real connector stack: registry with the ``http`` connector, outbound client, caller.
+
+    ``aiohttp``: the outbound client on ``httpx_aiohttp`` (still guarded and pinned) instead of the
+    default transport.
+    """
     registry_mod = require("app.registry", "Registry")
     http_mod = require("app.sdk.http", "build_http_client")
     caller_mod = require("app.runtime.caller", "ConnectorCaller")
     connector = require("connectors.http", "connector").connector
     registry = registry_mod.Registry.from_connectors([connector])
-    client = http_mod.build_http_client(settings)
+    transport = None
+    if aiohttp:
+        egress = require("app.security.egress", "EgressPolicy", "aiohttp_transport")
+        transport = egress.aiohttp_transport(egress.EgressPolicy.from_settings(settings))
+    client = http_mod.build_http_client(settings, transport=transport)
     return caller_mod.ConnectorCaller(registry, client, settings), client
 
 
@@ -51,6 +59,7 @@ async def run(config: BenchConfig) -> BenchResult:
 
     with upstream_server(delay_ms=delay_ms) as base_url:
         caller, client = build_caller(settings)
+        aio_caller, aio_client = build_caller(settings, aiohttp=True)
         inputs = {"ids": ids, "base_url": base_url, "concurrency": concurrency}
         urls = [f"{base_url}/items/{i}" for i in ids]
         try:
@@ -59,12 +68,16 @@ async def run(config: BenchConfig) -> BenchResult:
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session,
             ):
                 expected = await _httpx_baseline(hx, urls, concurrency)
-                got = (await run_plan(plan, inputs, caller)).outputs
-                if got != {"items": expected}:
-                    raise AssertionError("engine for_each results differ from the baseline's")
+                for some_caller in (caller, aio_caller):
+                    got = (await run_plan(plan, inputs, some_caller)).outputs
+                    if got != {"items": expected}:
+                        raise AssertionError("engine for_each results differ from the baseline's")
 
                 async def engine() -> None:
                     await run_plan(plan, inputs, caller)
+
+                async def engine_aiohttp() -> None:
+                    await run_plan(plan, inputs, aio_caller)
 
                 async def baseline_httpx() -> None:
                     await _httpx_baseline(hx, urls, concurrency)
@@ -72,24 +85,31 @@ async def run(config: BenchConfig) -> BenchResult:
                 async def baseline_aiohttp() -> None:
                     await _aiohttp_baseline(session, urls, concurrency)
 
-                samples = await measure(
-                    {"engine": engine, "httpx": baseline_httpx, "aiohttp": baseline_aiohttp}, config.repeats
-                )
+                variants = {"engine": engine, "engine/aiohttp": engine_aiohttp}
+                baselines = {"httpx": baseline_httpx, "aiohttp": baseline_aiohttp}
+                samples = await measure({**variants, **baselines}, config.repeats)
                 if config.profile:
                     result.notes.append(await profile_async(engine))
         finally:
             await client.aclose()
+            await aio_client.aclose()
 
     result.samples = samples
-    engine_s, httpx_s, aiohttp_s = (median(samples[k]) for k in ("engine", "httpx", "aiohttp"))
+    engine_s, engine_aio_s, httpx_s, aiohttp_s = (
+        median(samples[k]) for k in ("engine", "engine/aiohttp", "httpx", "aiohttp")
+    )
     result.lines = [
         Line("ideal (calls / concurrency x delay)", ideal_s, "s"),
-        Line("engine: for_each + http.get_json", engine_s, "s"),
+        Line("engine: for_each + http.get_json (default client)", engine_s, "s"),
+        Line("engine, outbound client on the aiohttp transport", engine_aio_s, "s"),
         Line("hand-written asyncio + httpx", httpx_s, "s"),
         Line("hand-written asyncio + aiohttp", aiohttp_s, "s"),
         Line("ratio engine / ideal", engine_s / ideal_s, "x"),
         Line("ratio engine / httpx baseline", engine_s / httpx_s, "x"),
+        Line("ratio engine / aiohttp baseline", engine_s / aiohttp_s, "x"),
+        Line("ratio engine (aiohttp transport) / ideal", engine_aio_s / ideal_s, "x"),
         Line("ratio httpx baseline / ideal", httpx_s / ideal_s, "x"),
+        Line("ratio aiohttp baseline / ideal", aiohttp_s / ideal_s, "x"),
     ]
     result.targets.append(Target("for_each wall / ideal", engine_s / ideal_s, "<=", TARGET_VS_IDEAL, "x"))
     return result
