@@ -8,7 +8,11 @@ from pydantic import BaseModel
 
 
 class OperationCatalog(Protocol):
-    """Implemented by ``app.registry.Registry`` (and by small fakes in tests)."""
+    """Implemented by ``app.registry.Registry`` (and by small fakes in tests).
+
+    Optionally, a ``keys()`` method listing the installed connector keys lets validation suggest
+    the closest one for a misspelt connector.
+    """
 
     def has_connector(self, key: str) -> bool:
         """Whether a connector with this key is installed and allowed."""

@@ -302,7 +302,8 @@ class _Builder:
                 kind = _plain_kind(key) if (not key_event.style and key_event.implicit[0]) else "text"
                 if kind != "text":
                     message = f'key `{key}` is {kind}, not text; quote it: "{key}"'
-                    self._problem(mark, path, "non_string_key", message)
+                    self._problem(mark, (*path, key), "non_string_key", message)
+                    key = None  # the entry is left out
             elif isinstance(key_event, AliasEvent):
                 message = f"aliases (`*{key_event.anchor}`) are not allowed; repeat the value instead"
                 self._problem(mark, path, "yaml_alias", message)
