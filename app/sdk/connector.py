@@ -119,6 +119,16 @@ def _adapter(annotation: Any, where: str, what: str) -> TypeAdapter[Any]:
         ) from None
 
 
+def _caller_locals() -> dict[str, Any] | None:
+    """Local names where a decorator was applied, so hints may name models defined in a function."""
+    frame = inspect.currentframe()
+    try:
+        target = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
+        return dict(target.f_locals) if target is not None and target.f_code.co_name != "<module>" else None
+    finally:
+        del frame
+
+
 def _title_from_name(name: str) -> str:
     return name.replace("_", " ").strip().capitalize()
 
@@ -225,7 +235,7 @@ class Connector:
         """Declare an action: ``async def name(ctx: Context, params: Model) -> Output``."""
 
         def register(func: F) -> F:
-            self._register(func, kind="action", title=title, dedupe=None)
+            self._register(func, kind="action", title=title, dedupe=None, localns=_caller_locals())
             return func
 
         return register
@@ -240,7 +250,7 @@ class Connector:
         """
 
         def register(func: F) -> F:
-            self._register(func, kind="poll", title=title, dedupe=dedupe)
+            self._register(func, kind="poll", title=title, dedupe=dedupe, localns=_caller_locals())
             return func
 
         return register
@@ -252,6 +262,7 @@ class Connector:
         kind: OperationKind,
         title: str | None,
         dedupe: Callable[[Any], Any] | None,
+        localns: dict[str, Any] | None = None,
     ) -> None:
         name = getattr(func, "__name__", repr(func))
         where = f"connector {self.key!r}, operation {name!r}"
@@ -277,7 +288,9 @@ class Connector:
             )
         if dedupe is not None and not callable(dedupe):
             raise ConnectorDefinitionError(f"{where}: dedupe must be a function of one item")
-        self._declared[name] = self._build(func, name, kind, title, description.strip(), dedupe, where)
+        self._declared[name] = self._build(
+            func, name, kind, title, description.strip(), dedupe, where, localns
+        )
 
     def _build(
         self,
@@ -288,6 +301,7 @@ class Connector:
         description: str,
         dedupe: Callable[[Any], Any] | None,
         where: str,
+        localns: dict[str, Any] | None = None,
     ) -> Operation:
         signature = inspect.signature(func)
         params = list(signature.parameters.values())
@@ -301,7 +315,7 @@ class Connector:
         ):
             raise ConnectorDefinitionError(f"{where}: the signature must be {shape}")
         try:
-            hints = typing.get_type_hints(func, include_extras=True)
+            hints = typing.get_type_hints(func, localns=localns, include_extras=True)
         except Exception as exc:  # NameError for an undefined name, TypeError for a bad annotation...
             raise ConnectorDefinitionError(f"{where}: cannot resolve its type hints: {exc}") from None
         missing = [p.name for p in params if p.name not in hints]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -26,6 +27,7 @@ from app.sdk.pagination import Pagination
 MAX_LOG_LINES = 500
 MAX_LOG_LINE_CHARS = 2000
 REDACTED = "***"
+_LONG_NUMBER = re.compile(rb"\d{19}")
 
 
 class StepLog:
@@ -92,11 +94,12 @@ def decode_json(response: httpx.Response) -> Any:
     content = response.content
     if not content.strip():
         return None
+    if not _LONG_NUMBER.search(content):  # orjson turns integers beyond 64 bits into floats
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        pass
-    try:  # orjson refuses integers beyond 64 bits, which some APIs send
         return json.loads(content)
     except ValueError as exc:
         start = content[:80].decode(response.encoding or "utf-8", "replace")

@@ -31,9 +31,9 @@ DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100
 MAX_REDIRECTS = 10
 
 
-def _no_cookies() -> httpx.Cookies:
-    """A cookie jar that refuses to store anything."""
-    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+def _no_cookies() -> CookieJar:
+    """A cookie jar that refuses to store anything (given as a jar: ``httpx.Cookies`` would copy it)."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def build_http_client(

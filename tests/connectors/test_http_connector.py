@@ -1,0 +1,3 @@
+def test_import():
+    import connectors.http
+    assert connectors.http.connector.key == "http"
