@@ -2,8 +2,8 @@
 
 * ``make_settings(**overrides)``: :class:`Settings` on a fresh SQLite file in ``tmp_path``, a fixed secret
   key, ``TEST_KEY`` as the bootstrap key, loopback allowed for outbound HTTP.
-* ``running_app(settings)``: an async context manager running the app's lifespan; yields
-  ``(app, state)``.
+* ``app_runner``: ``async with app_runner(settings) as (app, state)`` runs the app's lifespan.
+* ``api_key``: the bootstrap key of the ``default`` account in ``make_settings`` (``TEST_KEY``).
 * ``local_server``: starts small aiohttp servers on 127.0.0.1 (``await local_server(routes)`` returns the
   base URL), stopped at the end of the test.
 """
@@ -53,6 +53,18 @@ async def running_app(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[
     app = create_app(settings, **kwargs)
     async with app.router.lifespan_context(app):
         yield app, app.state.mashpipe
+
+
+@pytest.fixture
+def app_runner() -> Callable[..., Any]:
+    """``async with app_runner(settings, **create_app_kwargs) as (app, state): ...``"""
+    return running_app
+
+
+@pytest.fixture
+def api_key() -> str:
+    """The API key of the ``default`` account of apps built with ``make_settings``."""
+    return TEST_KEY
 
 
 @pytest.fixture

@@ -23,6 +23,11 @@ class Page(APIModel, Generic[T]):
     total: int = Field(description="How many items match the filters, across all pages")
     next_cursor: str | None = Field(default=None, description="Cursor of the next page; null on the last")
 
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        """``Page[RunSummary]`` is named ``RunSummaryPage`` in the OpenAPI document."""
+        return f"{getattr(params[0], '__name__', 'Item')}Page"
+
 
 class ErrorBody(APIModel):
     code: str = Field(description="Stable machine-readable code, e.g. `not_found`, `pipeline_invalid`")

@@ -1,0 +1,16 @@
+"""The HTTP edge: parse, authorize, call down, return a schema. No SQL and no httpx here.
+
+:data:`api_router` gathers every ``/v1`` router.
+"""
+
+from fastapi import APIRouter
+
+from app.api import connectors, meta, pipelines, runs
+
+api_router = APIRouter(prefix="/v1")
+api_router.include_router(pipelines.router)
+api_router.include_router(runs.router)
+api_router.include_router(connectors.router)
+api_router.include_router(meta.router)
+
+__all__ = ["api_router"]

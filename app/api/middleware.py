@@ -1,0 +1,106 @@
+"""Pure ASGI middleware: the request body limit and the access log.
+
+Both are plain ASGI so that they also see streamed bodies and never buffer a response.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_logger = logging.getLogger("mashpipe.access")
+
+
+class BodySizeLimitMiddleware:
+    """Refuses request bodies larger than ``max_bytes`` with 413.
+
+    A declared ``Content-Length`` over the limit is refused before the app runs; a body that grows over
+    the limit while it streams in (chunked, or a lying length) makes the next ``receive()`` raise a 413
+    ``HTTPException``, which the error handlers turn into the usual error shape.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _message(self) -> str:
+        return f"request body exceeds {self.max_bytes} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _send_error(send, 400, "bad_request", "invalid Content-Length header")
+                    return
+                if declared > self.max_bytes:
+                    await _send_error(send, 413, "payload_too_large", self._message())
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, detail=self._message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message, "details": None}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class AccessLogMiddleware:
+    """One log line per request: method, path (no query string), status, duration.
+
+    Headers are never logged, so neither is ``Authorization``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            client = scope.get("client")
+            access_logger.info(
+                '%s - "%s %s" %d %.1fms',
+                f"{client[0]}:{client[1]}" if client else "-",
+                scope.get("method", "-"),
+                scope.get("path", "-"),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )

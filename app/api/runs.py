@@ -1,0 +1,69 @@
+"""`/v1/runs`: list runs, read one with every step, cancel one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from app.api.deps import AccountDep, RunServiceDep, SessionDep
+from app.api.responses import errors
+from app.api.views import run_read, run_summary
+from app.schemas.base import Page
+from app.schemas.runs import RunRead, RunStatusName, RunSummary
+from app.storage.repositories import RunRepo
+
+router = APIRouter(tags=["runs"])
+
+RunId = Annotated[str, Path(description="The run's id", max_length=64)]
+
+
+@router.get(
+    "/runs",
+    operation_id="listRuns",
+    summary="List runs",
+    response_model=Page[RunSummary],
+    responses=errors(400, 401, 422),
+)
+async def list_runs(
+    account: AccountDep,
+    session: SessionDep,
+    pipeline: Annotated[str | None, Query(description="Only runs of this pipeline", max_length=100)] = None,
+    status: Annotated[RunStatusName | None, Query(description="Only runs in this state")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> Page[RunSummary]:
+    """The account's runs, newest first."""
+    runs, total, next_cursor = await RunRepo(session).list(
+        account.id, pipeline_name=pipeline, status=status, limit=limit, cursor=cursor
+    )
+    return Page[RunSummary](items=[run_summary(r) for r in runs], total=total, next_cursor=next_cursor)
+
+
+@router.get(
+    "/runs/{run_id}",
+    operation_id="getRun",
+    summary="Read a run",
+    response_model=RunRead,
+    responses=errors(401, 404, 422),
+)
+async def get_run(run_id: RunId, account: AccountDep, runs: RunServiceDep) -> RunRead:
+    """Status, inputs, outputs, revision, trigger, error, timings, and each step's status, attempts,
+    timings, output, error and logs."""
+    run, steps = await runs.read(account.id, run_id)
+    return run_read(run, steps)
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    operation_id="cancelRun",
+    summary="Cancel a run",
+    response_model=RunRead,
+    responses=errors(401, 404, 409, 422),
+)
+async def cancel_run(run_id: RunId, account: AccountDep, runs: RunServiceDep) -> RunRead:
+    """A queued run is cancelled at once; a running one is told to stop (its running steps are
+    cancelled) and the answer shows it as it is a few seconds later at most. A finished run is a 409."""
+    await runs.cancel(account.id, run_id)
+    run, steps = await runs.read(account.id, run_id)
+    return run_read(run, steps)

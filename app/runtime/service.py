@@ -1,0 +1,328 @@
+"""The run service: records runs, executes them with the engine, waits for and cancels them.
+
+:meth:`RunService.execute` is the one function that executes a run, whatever queue delivered its id:
+it claims the run (queued → running), loads its revision's compiled plan, runs the engine with a
+storage-backed observer, and always records a final state (any exception → failed, with the message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from app.engine.executor import execute as execute_plan
+from app.engine.types import OperationCaller, RunRequest, RunStatus
+from app.errors import Conflict, NotFound
+from app.pipelines.inputs import coerce_inputs
+from app.runtime.observer import StorageObserver
+from app.runtime.plans import PlanCache
+from app.runtime.queue import RunQueue
+from app.settings import Settings
+from app.storage.db import Database
+from app.storage.models import Run, StepRun
+from app.storage.repositories import PipelineRepo, RunRepo
+
+logger = logging.getLogger("mashpipe.runtime")
+
+FINISHED = frozenset({RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value})
+POLL_INTERVAL = 1.0  # waiting re-reads the run at least this often (a run may finish in another process)
+CANCEL_GRACE = 5.0  # how long cancel() waits for a running run to wind down before answering
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": None}
+
+
+class RunService:
+    """Creates, executes, waits for and cancels runs. One per process, built by the app's lifespan."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        caller: OperationCaller,
+        *,
+        plans: PlanCache | None = None,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._caller = caller
+        self.plans = plans or PlanCache()
+        self.queue: RunQueue | None = None
+        self._claim_lock = asyncio.Lock()
+        self._cancel_events: dict[str, asyncio.Event] = {}
+        self._done: dict[str, asyncio.Event] = {}
+        self._waiters: dict[str, int] = {}
+
+    def attach_queue(self, queue: RunQueue) -> None:
+        """Where :meth:`submit` and :meth:`recover` send queued runs."""
+        self.queue = queue
+
+    # -- creating ---------------------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        *,
+        account_id: str,
+        pipeline_name: str,
+        inputs: dict[str, Any],
+        revision: int | None = None,
+        trigger: dict[str, Any] | None = None,
+        from_strings: bool = False,
+    ) -> Run:
+        """Record a run as ``queued`` (committed) after coercing its inputs; does not start it.
+
+        ``NotFound`` for an unknown pipeline or revision; ``Unprocessable`` (with one detail per
+        input problem) when the inputs do not fit the pipeline's declared inputs.
+        """
+        async with self._db.session() as session:
+            pipelines = PipelineRepo(session)
+            pipeline = await pipelines.get(account_id, pipeline_name)
+            if pipeline is None:
+                raise NotFound(f"no pipeline named {pipeline_name!r}")
+            rev = (
+                await pipelines.latest_revision(pipeline)
+                if revision is None
+                else await pipelines.get_revision(pipeline.id, revision)
+            )
+            if rev is None:
+                raise NotFound(
+                    f"pipeline {pipeline_name!r} has no revision {revision} "
+                    f"(latest is {pipeline.latest_revision})"
+                )
+            spec = self.plans.spec(rev.id, rev.spec)
+            coerced = coerce_inputs(spec, inputs, from_strings=from_strings)
+            run = await RunRepo(session).create(
+                account_id=account_id,
+                pipeline=pipeline,
+                revision=rev.number,
+                inputs=coerced,
+                trigger=trigger or {"kind": "manual"},
+            )
+            await session.commit()
+            return run
+
+    async def submit(self, **kwargs: Any) -> Run:
+        """:meth:`create_run`, then hand the run to the queue."""
+        if self.queue is None:
+            raise RuntimeError("no run queue attached to the run service")
+        run = await self.create_run(**kwargs)
+        await self.queue.enqueue(run.id)
+        return run
+
+    # -- executing --------------------------------------------------------------------------------
+
+    async def execute(self, run_id: str) -> None:
+        """Execute a queued run to its end. Never raises (except on cancellation of the task itself)
+        and never leaves the run ``running``."""
+        cancel = asyncio.Event()
+        claimed = await self._claim(run_id, cancel)
+        if claimed is None:
+            return
+        run, revision_id, spec_document, started_at = claimed
+        status: str = RunStatus.FAILED.value
+        outputs: dict[str, Any] | None = None
+        error: dict[str, Any] | None = None
+        try:
+            compiled = self.plans.get(revision_id, spec_document)
+            request = RunRequest(
+                run_id=run.id,
+                inputs=dict(run.inputs),
+                trigger=dict(run.trigger),
+                secrets={},
+                started_at=started_at,
+            )
+            observer = StorageObserver(self._db, max_output_bytes=self._settings.step_output_max_bytes)
+            result = await execute_plan(
+                compiled.plan, request, caller=self._caller, observer=observer, cancel=cancel
+            )
+            status = RunStatus(result.status).value
+            outputs = result.outputs
+            error = result.error.to_dict() if result.error is not None else None
+            if status not in FINISHED:
+                status, error = (
+                    RunStatus.FAILED.value,
+                    _error("internal_error", f"the engine ended the run in state {status!r}"),
+                )
+        except asyncio.CancelledError:
+            await asyncio.shield(
+                self._finish(
+                    run_id,
+                    RunStatus.FAILED.value,
+                    None,
+                    _error("interrupted", "the server stopped while the run was in progress"),
+                )
+            )
+            raise
+        except Exception as exc:
+            logger.exception("run %s failed with an unexpected error", run_id)
+            status, outputs = RunStatus.FAILED.value, None
+            error = _error("internal_error", f"the run failed: {type(exc).__name__}: {exc}")
+        await self._finish(run_id, status, outputs, error)
+
+    async def _claim(
+        self, run_id: str, cancel: asyncio.Event
+    ) -> tuple[Run, str, dict[str, Any], datetime] | None:
+        """Mark the run running when it is still queued; None when it is not (cancelled, gone...)."""
+        async with self._claim_lock:
+            try:
+                async with self._db.session() as session:
+                    runs = RunRepo(session)
+                    run = await runs.get_any(run_id)
+                    if run is None or run.status != RunStatus.QUEUED.value:
+                        return None
+                    revision = await PipelineRepo(session).get_revision(run.pipeline_id, run.revision)
+                    started_at = _now()
+                    if revision is None:
+                        await runs.finish(
+                            run_id,
+                            RunStatus.FAILED.value,
+                            None,
+                            _error("internal_error", f"revision {run.revision} of the pipeline is gone"),
+                            started_at,
+                        )
+                        await session.commit()
+                        self._notify(run_id)
+                        return None
+                    if not await runs.mark_running(run_id, started_at):
+                        return None
+                    await session.commit()
+                    self._cancel_events[run_id] = cancel
+                    return run, revision.id, dict(revision.spec), started_at
+            except Exception:
+                logger.exception("run %s: could not be claimed", run_id)
+                return None
+
+    async def _finish(
+        self, run_id: str, status: str, outputs: dict[str, Any] | None, error: dict[str, Any] | None
+    ) -> None:
+        self._cancel_events.pop(run_id, None)
+        try:
+            async with self._db.session() as session:
+                await RunRepo(session).finish(run_id, status, outputs, error, _now())
+                await session.commit()
+        except Exception:
+            logger.exception("run %s: could not record its final state %s", run_id, status)
+        finally:
+            self._notify(run_id)
+
+    # -- waiting and cancelling -------------------------------------------------------------------
+
+    def _notify(self, run_id: str) -> None:
+        event = self._done.pop(run_id, None)
+        if event is not None:
+            event.set()
+
+    async def status(self, run_id: str) -> str | None:
+        """The run's current status, or None when there is no such run."""
+        async with self._db.session() as session:
+            run = await RunRepo(session).get_any(run_id)
+            return None if run is None else run.status
+
+    async def wait(self, run_id: str, timeout: float) -> bool:  # noqa: ASYNC109 - a cap, not a scope
+        """Wait until the run is finished or ``timeout`` seconds pass; True when it is finished."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        self._waiters[run_id] = self._waiters.get(run_id, 0) + 1
+        try:
+            while True:
+                event = self._done.setdefault(run_id, asyncio.Event())
+                status = await self.status(run_id)
+                if status is None or status in FINISHED:
+                    return status is not None
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(remaining, POLL_INTERVAL))
+        finally:
+            self._waiters[run_id] -= 1
+            if not self._waiters[run_id]:
+                del self._waiters[run_id]
+                pending = self._done.get(run_id)
+                if pending is not None and not pending.is_set():
+                    del self._done[run_id]
+
+    async def cancel(self, account_id: str, run_id: str) -> None:
+        """Cancel a run: a queued one is cancelled at once, a running one is told to stop (and given a
+        few seconds to do so). ``NotFound`` for another account's run; ``Conflict`` when finished."""
+        async with self._claim_lock:
+            async with self._db.session() as session:
+                runs = RunRepo(session)
+                run = await runs.get(account_id, run_id)
+                if run is None:
+                    raise NotFound(f"no run {run_id!r}")
+                if run.status in FINISHED:
+                    raise Conflict(f"run {run_id} is already {run.status}", details={"status": run.status})
+                event = self._cancel_events.get(run_id)
+                if event is None:
+                    # queued, or running with no live executor in this process (it died): cancel now
+                    message = (
+                        "cancelled before it started"
+                        if run.status == RunStatus.QUEUED.value
+                        else "cancelled; no live process was executing it"
+                    )
+                    await runs.finish(
+                        run_id, RunStatus.CANCELLED.value, None, _error("cancelled", message), _now()
+                    )
+                    await session.commit()
+                    self._notify(run_id)
+                    return
+                event.set()
+        await self.wait(run_id, CANCEL_GRACE)
+
+    # -- recovery ---------------------------------------------------------------------------------
+
+    async def recover(self) -> tuple[int, int]:
+        """At start-up: fail runs left ``running`` by a dead process, re-enqueue runs left ``queued``.
+
+        Returns ``(failed, requeued)``.
+        """
+        failed: list[str] = []
+        queued: list[str] = []
+        async with self._db.session() as session:
+            runs = RunRepo(session)
+            for run in await runs.unfinished():
+                if run.status == RunStatus.RUNNING.value and run.id not in self._cancel_events:
+                    await runs.finish(
+                        run.id,
+                        RunStatus.FAILED.value,
+                        None,
+                        _error(
+                            "interrupted",
+                            "the process executing this run stopped before it finished (restart or crash)",
+                        ),
+                        _now(),
+                    )
+                    failed.append(run.id)
+                elif run.status == RunStatus.QUEUED.value:
+                    queued.append(run.id)
+            await session.commit()
+        if queued and self.queue is not None:
+            for run_id in queued:
+                await self.queue.enqueue(run_id)
+        if failed or queued:
+            logger.info(
+                "recovery: %d interrupted run(s) marked failed, %d queued run(s) re-enqueued",
+                len(failed),
+                len(queued),
+            )
+        return len(failed), len(queued)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    async def read(self, account_id: str, run_id: str) -> tuple[Run, list[StepRun]]:
+        """A run of the account with its steps; ``NotFound`` otherwise."""
+        async with self._db.session() as session:
+            runs = RunRepo(session)
+            run = await runs.get(account_id, run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id!r}")
+            return run, list(await runs.steps(run_id))

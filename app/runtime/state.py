@@ -1,0 +1,97 @@
+"""The typed state of a running server, built (and torn down) by the app's lifespan.
+
+Nothing here exists at import time: :func:`open_state` builds the database handle, the connector
+registry, the outbound HTTP client, the secret key, the plan cache, the run service and its queue, then
+migrates the database, bootstraps the ``default`` account, loads the examples and recovers the runs an
+earlier process left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from app.registry import Registry
+from app.runtime.bootstrap import Bootstrap, ensure_default_account, load_examples
+from app.runtime.caller import ConnectorCaller
+from app.runtime.plans import PlanCache
+from app.runtime.queue import InProcessQueue, RunQueue
+from app.runtime.service import RunService
+from app.sdk.http import build_http_client
+from app.security.keys import load_secret_key
+from app.settings import Settings
+from app.storage.db import Database
+
+logger = logging.getLogger("mashpipe")
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """Everything a request handler may need, built once per process."""
+
+    settings: Settings
+    db: Database
+    registry: Registry
+    http: httpx.AsyncClient
+    secret_key: bytes
+    plans: PlanCache
+    runs: RunService
+    queue: RunQueue
+    bootstrap: Bootstrap
+
+
+@asynccontextmanager
+async def open_state(
+    settings: Settings, *, http_transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[State]:
+    """Build the state, run the start-up chores, yield it, and release everything on exit."""
+    async with AsyncExitStack() as stack:
+        db = Database(settings.database_url)
+        stack.push_async_callback(db.dispose)
+        await db.upgrade()
+        secret_key = load_secret_key(settings)
+        registry = Registry.load(settings)
+        http = build_http_client(settings, transport=http_transport)
+        stack.push_async_callback(http.aclose)
+        plans = PlanCache()
+        runs = RunService(db, settings, ConnectorCaller(registry, http, settings), plans=plans)
+        queue = InProcessQueue(runs.execute, max_concurrent=settings.max_concurrent_runs)
+        runs.attach_queue(queue)
+
+        bootstrap = await ensure_default_account(db, settings, secret_key)
+        if bootstrap.generated_key is not None:
+            logger.warning(
+                "created account 'default' with API key %s; it is shown only this once "
+                "(set MASHPIPE_BOOTSTRAP_KEY to choose it)",
+                bootstrap.generated_key,
+            )
+        if settings.examples_dir:
+            if bootstrap.account_id is None:
+                logger.warning("no account named 'default': the examples are not loaded")
+            else:
+                await load_examples(
+                    db,
+                    registry,
+                    Path(settings.examples_dir),
+                    bootstrap.account_id,
+                    max_bytes=settings.max_yaml_bytes,
+                )
+        await runs.recover()
+        await queue.start()
+        stack.push_async_callback(queue.stop)
+        yield State(
+            settings=settings,
+            db=db,
+            registry=registry,
+            http=http,
+            secret_key=secret_key,
+            plans=plans,
+            runs=runs,
+            queue=queue,
+            bootstrap=bootstrap,
+        )
