@@ -166,10 +166,12 @@ class ConnectorHTTP:
         merged = dict(self.headers)
         if headers:
             merged.update(dict(headers))
+        target = self.resolve_url(url)
+        if params:  # merged with the URL's own query (httpx would replace it)
+            target = target.copy_merge_params(params)
         return self.client.build_request(
             method.upper(),
-            self.resolve_url(url),
-            params=params,
+            target,
             headers=merged or None,
             json=json,
             content=content,
