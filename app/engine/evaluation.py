@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from app.engine.paths import Analysis, analyze, project, read_path
+from app.engine.paths import Analysis, analyze, project, projector, read_path
 from app.errors import ExpressionError
 from app.pipelines.cel_lexer import UnclosedTemplate, split_template
 from app.pipelines.expressions import (
@@ -126,8 +126,10 @@ class Evaluator:
 
             return whole
 
+        cut = projector(tree)
+
         def projected(item: Any, index: int) -> Any:
-            current["item"] = project(item, tree)
+            current["item"] = cut(item)
             current["index"] = index
             return expression.evaluate(scope)
 

@@ -22,7 +22,7 @@ evaluation. Two facts found here make evaluation over big lists cheap:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +121,22 @@ def project(value: Any, tree: Projection) -> Any:
         if key in value:
             out[key] = project(value[key], sub)
     return out
+
+
+def projector(tree: Projection) -> Callable[[Any], Any]:
+    """:func:`project` specialised for one tree (the per-item hot path)."""
+    if tree is None:
+        return lambda value: value
+    if all(sub is None for sub in tree.values()):
+        keys = tuple(tree)
+
+        def flat(value: Any) -> Any:
+            if type(value) is not dict:
+                return project(value, tree)
+            return {key: value[key] for key in keys if key in value}
+
+        return flat
+    return lambda value: project(value, tree)
 
 
 def json_type(value: Any) -> str:

@@ -31,6 +31,9 @@ Template = Annotated[
 ]
 """A string field that must hold a ``${{ }}`` (for parameters whose literal form is not a string)."""
 
+Count = Annotated[int, Field(ge=0, description="A whole number, 0 or more")]
+"""A literal count (``limit``, ``offset``); pair it with :data:`Template` for computed ones."""
+
 BareExpression = Annotated[
     str,
     Field(min_length=1, description="A bare CEL expression (no `${{ }}`), evaluated per item"),

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-
 from app.engine.steps.base import CoreStep
-from app.engine.steps.common import CoreCall, CoreParams, Template, int_param, list_param
+from app.engine.steps.common import CoreCall, CoreParams, Count, Template, int_param, list_param
 
 
 class Params(CoreParams):
     items: list[Any] | Template
-    count: int | Template = Field(ge=0)
-    offset: int | Template = Field(default=0, ge=0)
+    count: Count | Template
+    offset: Count | Template = 0
 
 
 async def run(call: CoreCall) -> list[Any]:

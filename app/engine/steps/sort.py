@@ -23,13 +23,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
-
 from app.engine.steps.base import CoreStep
 from app.engine.steps.common import (
     BareExpression,
     CoreCall,
     CoreParams,
+    Count,
     Template,
     choice_param,
     evaluate_each,
@@ -43,7 +42,7 @@ class Params(CoreParams):
     items: list[Any] | Template
     by: BareExpression | None = None
     order: Literal["asc", "desc"] | Template = "asc"
-    limit: int | Template | None = Field(default=None, ge=0)
+    limit: Count | Template | None = None
 
 
 async def run(call: CoreCall) -> list[Any]:

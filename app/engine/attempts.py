@@ -1,0 +1,89 @@
+"""Attempts of one call: a timeout per attempt, and retries with backoff for transient failures.
+
+Only errors with a ``retry_kind`` (``timeout``, ``http_429``, ``http_5xx``, ``connection``) that the
+step's ``retry.on`` allows are retried, up to ``retry.attempts`` attempts in all. The wait before
+attempt ``n + 1`` is ``retry.delay(n)``, or the error's ``retry_after`` when that is longer (an
+upstream's ``Retry-After``); an upstream asking for more than :data:`MAX_RETRY_AFTER` seconds is
+not retried: the step fails with its error at once rather than holding a worker that long.
+
+Any exception that is not a :class:`~app.errors.MashpipeError` becomes a step error with code
+``internal_error`` naming the exception; cancellation is never swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.errors import MashpipeError, StepError, StepTimeout
+from app.pipelines.spec import RetrySpec
+
+MAX_RETRY_AFTER = 300.0
+
+sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+"""How the engine waits between attempts (tests replace it)."""
+
+
+def describe_seconds(seconds: float) -> str:
+    """``0.5s``, ``10s``, ``2m30s``."""
+    if seconds < 60:
+        return f"{seconds:g}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+
+
+def internal_error(exc: BaseException, label: str) -> StepError:
+    """A step error for an unexpected Python exception, precise enough to debug from the run record."""
+    text = str(exc)
+    return StepError(
+        f"{label} raised {type(exc).__name__}{': ' + text if text else ''}", code="internal_error"
+    )
+
+
+async def attempt(
+    once: Callable[[int], Awaitable[Any]],
+    *,
+    limit: float,
+    retry: RetrySpec | None,
+    log: list[str],
+    label: str,
+    on_attempt: Callable[[int], None],
+) -> Any:
+    """Run ``once(attempt_number)`` until it succeeds or may not be retried; raises the last error.
+
+    ``limit`` is the timeout of each attempt in seconds; ``label`` names the call in messages
+    (``http.get_json``); ``on_attempt`` is told each attempt number before it starts.
+    """
+    number = 1
+    while True:
+        on_attempt(number)
+        error: MashpipeError
+        try:
+            async with asyncio.timeout(limit):
+                return await once(number)
+        except TimeoutError:
+            error = StepTimeout(f"timed out after {describe_seconds(limit)}")
+        except MashpipeError as exc:
+            error = exc
+        except Exception as exc:
+            raise internal_error(exc, label) from exc
+        kind = getattr(error, "retry_kind", None)
+        if retry is None or number >= retry.attempts or not retry.retries(kind):
+            raise error
+        delay = retry.delay(number)
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after > delay:
+            if retry_after > MAX_RETRY_AFTER:
+                wait, most = describe_seconds(retry_after), describe_seconds(MAX_RETRY_AFTER)
+                log.append(
+                    f"attempt {number} failed ({error.code}): {error.message}; the upstream asks to wait "
+                    f"{wait}, more than {most}: giving up"
+                )
+                raise error
+            delay = float(retry_after)
+        log.append(
+            f"attempt {number} failed ({error.code}): {error.message}; retrying in {describe_seconds(delay)}"
+        )
+        await sleep(delay)
+        number += 1
