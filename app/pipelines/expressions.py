@@ -145,7 +145,7 @@ class Expression:
         raw = source
         source = source.strip()
         if not source:
-            raise ExpressionSyntaxError("empty expression", raw, lead)
+            raise ExpressionSyntaxError("empty expression", raw, 0)
         if len(source) > MAX_EXPRESSION_LENGTH:
             message = f"expression is {len(source)} characters long; the limit is {MAX_EXPRESSION_LENGTH}"
             raise ExpressionSyntaxError(message, raw, lead)

@@ -35,23 +35,31 @@ def _check_duration(value: str | int | float | None) -> str | int | float | None
 
 
 class InputSpec(SpecModel):
-    type: Literal["string", "integer", "number", "boolean", "array", "object"] = "string"
-    default: Any = None
-    required: bool = False
-    enum: list[Any] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    description: str | None = None
+    """A typed parameter of the pipeline; values given to a run are checked and coerced."""
+
+    type: Literal["string", "integer", "number", "boolean", "array", "object"] = Field(
+        default="string", description="The type of the value"
+    )
+    default: Any = Field(default=None, description="The value when the run does not give one")
+    required: bool = Field(default=False, description="A run must give this input (unless it has a default)")
+    enum: list[Any] | None = Field(default=None, description="The only values allowed")
+    minimum: float | None = Field(default=None, description="Smallest allowed value (integer and number)")
+    maximum: float | None = Field(default=None, description="Largest allowed value (integer and number)")
+    description: str | None = Field(default=None, description="What the input is for")
 
 
 RetryOn = Literal["timeout", "http_429", "http_5xx", "connection"]
 
 
 class RetrySpec(SpecModel):
+    """How a step is retried after a transient failure (never after a 4xx other than 429)."""
+
     attempts: int = Field(default=1, ge=1, le=20, description="Total attempts, the first one included")
-    backoff: Literal["constant", "linear", "exponential"] = "exponential"
-    initial: Duration = "500ms"
-    max: Duration = "30s"
+    backoff: Literal["constant", "linear", "exponential"] = Field(
+        default="exponential", description="How the delay grows between attempts"
+    )
+    initial: Duration = Field(default="500ms", description="The delay before the second attempt")
+    max: Duration = Field(default="30s", description="The longest delay between two attempts")
     on: list[RetryOn] | None = Field(
         default=None,
         description="Which failures are retried (default: timeout, http_429, http_5xx, connection)",
@@ -78,70 +86,116 @@ class RetrySpec(SpecModel):
 
 
 class DefaultsSpec(SpecModel):
-    timeout: Duration | None = None
-    retry: RetrySpec | None = None
+    """Applied to every step that does not set its own."""
+
+    timeout: Duration | None = Field(default=None, description="Time allowed to one attempt of a step")
+    retry: RetrySpec | None = Field(default=None, description="Retry policy of the steps")
 
     _durations = field_validator("timeout")(_check_duration)
 
 
 class ConcurrencySpec(SpecModel):
-    limit: int = Field(ge=1, le=1000)
-    on_conflict: Literal["queue", "skip", "fail"] = "queue"
+    """How many runs of this pipeline may be in progress at once."""
+
+    limit: int = Field(ge=1, le=1000, description="Runs in progress at most")
+    on_conflict: Literal["queue", "skip", "fail"] = Field(
+        default="queue", description="What happens to a run over the limit: wait, be skipped, or fail"
+    )
 
 
 class StepSpec(SpecModel):
-    id: str = Field(pattern=STEP_ID_PATTERN, max_length=64)
+    """One step: a connector operation or a built-in ``core.*`` step."""
+
+    id: str = Field(
+        pattern=STEP_ID_PATTERN, max_length=64, description="Unique in the pipeline: `steps.ID.output`"
+    )
     uses: str = Field(pattern=USES_PATTERN, description="CONNECTOR.OPERATION or core.STEP")
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
-    connection: str | None = Field(default=None, max_length=128)
-    if_: str | None = Field(default=None, alias="if", description="Bare CEL expression yielding a boolean")
-    for_each: str | list[Any] | None = None
-    concurrency: int = Field(default=10, ge=1, le=1000)
-    needs: list[str] = Field(default_factory=list)
-    timeout: Duration | None = None
-    retry: RetrySpec | None = None
-    on_error: Literal["fail", "continue"] = "fail"
-    on_error_output: Any = None
-    description: str | None = None
+    with_: dict[str, Any] = Field(
+        default_factory=dict,
+        alias="with",
+        description="The operation's parameters; strings may hold `${{ expression }}`",
+    )
+    connection: str | None = Field(
+        default=None, max_length=128, description="A stored connection (token, API key) of the account"
+    )
+    if_: str | None = Field(
+        default=None,
+        alias="if",
+        description="Bare CEL expression yielding a boolean (no `${{ }}`); false skips the step",
+    )
+    for_each: str | list[Any] | None = Field(
+        default=None,
+        description="`${{ expression }}` yielding a list, or a literal list: the step runs once per element"
+        " with `item` and `index`",
+    )
+    concurrency: int = Field(default=10, ge=1, le=1000, description="With `for_each`: elements at once")
+    needs: list[str] = Field(
+        default_factory=list, description="Steps to wait for without reading their output"
+    )
+    timeout: Duration | None = Field(default=None, description="Time allowed to one attempt")
+    retry: RetrySpec | None = Field(default=None, description="Retry policy of this step")
+    on_error: Literal["fail", "continue"] = Field(
+        default="fail", description="`fail`: the run fails; `continue`: the step fails, the run goes on"
+    )
+    on_error_output: Any = Field(
+        default=None, description="The step's output when it failed with `on_error: continue`"
+    )
+    description: str | None = Field(default=None, description="What the step does")
 
     _durations = field_validator("timeout")(_check_duration)
 
 
 class ScheduleTrigger(SpecModel):
-    cron: str
-    timezone: str = "UTC"
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    """Run at each fire time of a cron expression."""
+
+    cron: str = Field(description='Five fields: minute hour day month weekday, e.g. "0 8 * * 1-5"')
+    timezone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Paris")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="The inputs of the scheduled runs")
 
 
 class HmacVerify(SpecModel):
-    header: str
-    secret: str
-    prefix: str = ""
+    """Check an HMAC-SHA256 signature of the request body."""
+
+    header: str = Field(description="The header holding the signature, e.g. X-Hub-Signature-256")
+    secret: str = Field(description="The shared secret, as `${{ secrets.NAME }}`")
+    prefix: str = Field(default="", description='Text before the hex digest in the header, e.g. "sha256="')
 
 
 class WebhookVerify(SpecModel):
-    hmac_sha256: HmacVerify | None = None
-    standard_webhooks: dict[str, Any] | None = None
+    """How a webhook call proves where it comes from; forged calls get 401."""
+
+    hmac_sha256: HmacVerify | None = Field(default=None, description="HMAC-SHA256 signature in a header")
+    standard_webhooks: dict[str, Any] | None = Field(
+        default=None, description="Standard Webhooks signature (webhook-id, -timestamp, -signature headers)"
+    )
 
 
 class WebhookTrigger(SpecModel):
-    verify: WebhookVerify | None = None
-    dedupe_header: str | None = None
+    """Run on each POST to the pipeline's hook URL; `trigger.body/headers/query` carry the request."""
+
+    verify: WebhookVerify | None = Field(default=None, description="Signature check of the calls")
+    dedupe_header: str | None = Field(
+        default=None, description="A header whose repeated value starts no second run, e.g. X-GitHub-Delivery"
+    )
 
 
 class EndpointTrigger(SpecModel):
-    format: Literal["json", "rss", "csv"] = "json"
-    cache: Duration | None = None
-    public: bool = True
+    """Publish the pipeline's outputs at GET /v1/apps/{account}/{name}?input=value."""
+
+    format: Literal["json", "rss", "csv"] = Field(default="json", description="How the outputs are served")
+    cache: Duration | None = Field(default=None, description="How long a result is served again")
+    public: bool = Field(default=True, description="Served without an API key")
 
     _durations = field_validator("cache")(_check_duration)
 
 
 class PollTrigger(SpecModel):
-    uses: str = Field(pattern=USES_PATTERN)
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
-    connection: str | None = None
-    every: Duration = "5m"
+    """Call a connector's polling trigger on an interval; new items start a run (`trigger.items`)."""
+
+    uses: str = Field(pattern=USES_PATTERN, description="CONNECTOR.TRIGGER")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The trigger's parameters")
+    connection: str | None = Field(default=None, description="A stored connection of the account")
+    every: Duration = Field(default="5m", description="The polling interval")
 
     _durations = field_validator("every")(_check_duration)
 
@@ -149,10 +203,10 @@ class PollTrigger(SpecModel):
 class Trigger(SpecModel):
     """Exactly one of the keys is set."""
 
-    schedule: ScheduleTrigger | None = None
-    webhook: WebhookTrigger | None = None
-    endpoint: EndpointTrigger | None = None
-    poll: PollTrigger | None = None
+    schedule: ScheduleTrigger | None = Field(default=None, description="Run on a cron schedule")
+    webhook: WebhookTrigger | None = Field(default=None, description="Run on each call of a hook URL")
+    endpoint: EndpointTrigger | None = Field(default=None, description="Serve the outputs at a public URL")
+    poll: PollTrigger | None = Field(default=None, description="Run when a connector finds new items")
 
     @property
     def kind(self) -> str:
@@ -163,15 +217,23 @@ class Trigger(SpecModel):
 
 
 class PipelineSpec(SpecModel):
-    version: Literal[1]
-    name: str = Field(pattern=NAME_PATTERN)
-    description: str | None = None
-    inputs: dict[str, InputSpec] = Field(default_factory=dict)
-    triggers: list[Trigger] = Field(default_factory=list)
-    defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
-    concurrency: ConcurrencySpec | None = None
-    steps: list[StepSpec] = Field(min_length=1)
-    outputs: dict[str, Any] = Field(default_factory=dict)
+    """A Mashpipe pipeline, format version 1."""
+
+    version: Literal[1] = Field(description="The format version: 1")
+    name: str = Field(pattern=NAME_PATTERN, description="Slug, unique within the account")
+    description: str | None = Field(default=None, description="What the pipeline does")
+    inputs: dict[str, InputSpec] = Field(default_factory=dict, description="Typed parameters, by name")
+    triggers: list[Trigger] = Field(
+        default_factory=list, description="What starts a run, besides a run by hand (API, CLI)"
+    )
+    defaults: DefaultsSpec = Field(default_factory=DefaultsSpec, description="Timeout and retry of the steps")
+    concurrency: ConcurrencySpec | None = Field(default=None, description="Runs of this pipeline at once")
+    steps: list[StepSpec] = Field(
+        min_length=1, description="The steps; the data references decide the order of execution"
+    )
+    outputs: dict[str, Any] = Field(
+        default_factory=dict, description="The run's result, by name: values with `${{ expression }}`"
+    )
 
     def step(self, step_id: str) -> StepSpec:
         for step in self.steps:
