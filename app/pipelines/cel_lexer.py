@@ -28,12 +28,14 @@ RESERVED = frozenset(
 )  # fmt: skip
 MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+[uU]?|(?:[0-9]+\.[0-9]+|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?[uU]?")
-_SPACE = re.compile(r"(?:\s+|//[^\n]*)+")
-_PUNCT = ("==", "!=", "<=", ">=", "&&", "||", "(", ")", "[", "]", "{", "}", ".", ",", ":", "?", "!", "-",
-          "+", "*", "/", "%", "<", ">")  # fmt: skip
 _STRING_PREFIX = re.compile(r"(?:[rR][bB]?|[bB][rR]?)?(?=['\"])")
+_TOKEN = re.compile(
+    r"(?P<space>(?:\s+|//[^\n]*)+)"
+    r"|(?P<string>(?:[rR][bB]?|[bB][rR]?)?['\"])"
+    r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:[0-9]+\.[0-9]+|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?[uU]?)"
+    r"|(?P<punct>==|!=|<=|>=|&&|\|\||[()\[\]{}.,:?!\-+*/%<>])"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,39 +73,27 @@ def tokenize(source: str, start: int = 0, end: int | None = None) -> list[Token]
     """The tokens of ``source[start:end]`` with offsets into ``source``; comments and spaces dropped."""
     stop = len(source) if end is None else end
     tokens: list[Token] = []
+    append = tokens.append
+    match = _TOKEN.match
     i = start
     while i < stop:
-        space = _SPACE.match(source, i, stop)
-        if space:
-            i = space.end()
+        found = match(source, i, stop)
+        if found is None:
+            append(Token("error", source[i], i, i + 1))
+            i += 1
             continue
-        ch = source[i]
-        prefix = _STRING_PREFIX.match(source, i, stop)
-        if prefix is not None and (ch in "'\"" or prefix.end() > i):
+        kind = found.lastgroup
+        j = found.end()
+        if kind == "string":
             j, closed = _string_end(source, i)
             j = min(j, stop)
-            tokens.append(Token("string" if closed else "error", source[i:j], i, j))
-            i = j
-            continue
-        ident = _IDENT.match(source, i, stop)
-        if ident:
-            word = ident.group(0)
-            tokens.append(Token("keyword" if word in KEYWORDS else "ident", word, i, ident.end()))
-            i = ident.end()
-            continue
-        number = _NUMBER.match(source, i, stop)
-        if number:
-            tokens.append(Token("number", number.group(0), i, number.end()))
-            i = number.end()
-            continue
-        for punct in _PUNCT:
-            if source.startswith(punct, i):
-                tokens.append(Token("punct", punct, i, i + len(punct)))
-                i += len(punct)
-                break
-        else:
-            tokens.append(Token("error", ch, i, i + 1))
-            i += 1
+            append(Token("string" if closed else "error", source[i:j], i, j))
+        elif kind == "ident":
+            word = found.group()
+            append(Token("keyword" if word in KEYWORDS else "ident", word, i, j))
+        elif kind != "space":
+            append(Token(kind, found.group(), i, j))  # type: ignore[arg-type]
+        i = j
     return tokens
 
 

@@ -60,6 +60,7 @@ _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
 _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
 
+_SPECIAL_STARTS = frozenset("0123456789+-.~nNtTfF")  # what a null, boolean or number starts with
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_CORE}{name}" for name in ("str", "int", "float", "bool", "null")}
 _MAP_TAG = f"{_CORE}map"
@@ -72,6 +73,8 @@ class _Unsupported(ValueError):
 
 def resolve_plain(text: str) -> Any:
     """A plain (unquoted) scalar by the YAML 1.2 core schema; raises ``_Unsupported`` for inf/NaN."""
+    if text and text[0] not in _SPECIAL_STARTS:
+        return text  # the fast path: most scalars are words
     if _NULL.match(text):
         return None
     if text in _BOOL:
