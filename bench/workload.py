@@ -104,6 +104,19 @@ outputs: {result: "${{ steps.step.output }}"}
 """,
 }
 
+# The control for the list steps: the same input, no list work. What a run costs before any step
+# touches the list (taking the input into the run's scope) is measured with it and subtracted.
+LIST_CONTROL_YAML = """\
+version: 1
+name: bench-control
+inputs: {items: {type: array}}
+steps:
+  - id: step
+    uses: core.set
+    with: {value: 0}
+outputs: {result: "${{ steps.step.output }}"}
+"""
+
 FOR_EACH_YAML = """\
 version: 1
 name: bench-for-each
