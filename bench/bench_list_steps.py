@@ -4,9 +4,8 @@ Each step runs as a one-step pipeline through the engine (``items: ${{ inputs.it
 end-to-end figure includes everything a user pays, the run's intake of a 50,000-item input included.
 A control pipeline with the same input and no list work (``core.set`` of a constant) is measured in
 the same interleaved loop; the step's own throughput is ``items / (step run - control run)``
-(median of the paired differences): that
-is what the target (at least 50,000 items/s on one core) is about. The hand-written Python
-equivalent gives the ratio.
+(median of the paired differences): that is what the target (at least 50,000 items/s on one core)
+is about. The hand-written Python equivalent gives the ratio.
 """
 
 from __future__ import annotations
