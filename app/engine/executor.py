@@ -54,7 +54,7 @@ from pydantic import BaseModel
 
 from app.engine.attempts import attempt, internal_error
 from app.engine.paths import json_type
-from app.engine.plan import Plan, PlannedStep
+from app.engine.plan import Plan, PlannedStep, compile_plan
 from app.engine.steps.common import CoreCall
 from app.engine.types import (
     OperationCall,
@@ -70,7 +70,7 @@ from app.engine.types import StepError as ErrorInfo
 from app.errors import ExpressionError, MashpipeError, StepError
 from app.pipelines.expressions import to_json_value
 
-__all__ = ["execute"]
+__all__ = ["Plan", "compile_plan", "execute", "to_output"]
 
 logger = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class _Run:
     async def run(self, cancel: asyncio.Event | None) -> RunResult:
         watcher = asyncio.create_task(cancel.wait()) if cancel is not None else None
         try:
-            return await self._loop(watcher)
+            return await self._loop(cancel, watcher)
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -326,11 +326,11 @@ class _Run:
             if self.running:
                 await asyncio.gather(*self.running, return_exceptions=True)
 
-    async def _loop(self, watcher: asyncio.Task[Any] | None) -> RunResult:
+    async def _loop(self, cancel: asyncio.Event | None, watcher: asyncio.Task[Any] | None) -> RunResult:
         await self._reuse_prior()
         pending = [sid for sid in self.plan.order if sid not in self.results]
         while pending or self.running:
-            if watcher is not None and watcher.done():
+            if cancel is not None and cancel.is_set():
                 await self._stop(pending, "the run was cancelled")
                 return self._result(
                     RunStatus.CANCELLED, None, ErrorInfo("cancelled", "the run was cancelled")

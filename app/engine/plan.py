@@ -70,7 +70,9 @@ class _Problems:
         self.items: list[dict[str, Any]] = []
 
     def add(self, path: str, code: str, message: str) -> None:
-        self.items.append({"path": path, "code": code, "message": message})
+        problem = {"path": path, "code": code, "message": message}
+        if problem not in self.items:
+            self.items.append(problem)
 
 
 def _pop_path(raw: dict[str, Any], dotted: str) -> tuple[dict[str, Any], Any, bool]:
@@ -179,7 +181,10 @@ def _plan_step(problems: _Problems, spec: PipelineSpec, position: int, step: Ste
     for part in (condition, for_each, params, *item_fields.values()):
         if part is not None:
             deps |= part.step_refs()
-    timeout = _duration(problems, f"{where}.timeout", step.timeout or spec.defaults.timeout)
+    if step.timeout is not None:
+        timeout = _duration(problems, f"{where}.timeout", step.timeout)
+    else:
+        timeout = _duration(problems, "defaults.timeout", spec.defaults.timeout)
     return PlannedStep(
         spec=step,
         position=position,
