@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ValidationError
+from pydantic import AliasChoices, AliasPath, BaseModel, ValidationError
 
 from app.engine.steps.base import CoreStep
 from app.pipelines.cel_lexer import UnclosedTemplate, has_template, split_template
@@ -29,10 +29,12 @@ def model_keys(model: type[BaseModel]) -> set[str]:
         if info.alias:
             keys.add(info.alias)
         alias = info.validation_alias
-        if isinstance(alias, str):
-            keys.add(alias)
-        elif isinstance(alias, AliasChoices):
-            keys.update(choice for choice in alias.choices if isinstance(choice, str))
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        for choice in choices:
+            if isinstance(choice, str):
+                keys.add(choice)
+            elif isinstance(choice, AliasPath) and choice.path and isinstance(choice.path[0], str):
+                keys.add(choice.path[0])
     return keys
 
 
@@ -61,6 +63,9 @@ def check_params(
     except ValidationError as exc:
         computed = frozenset(k for k in values if k not in literal)
         errors = exc.errors(include_url=False)
+        if computed:
+            # a check across fields cannot be judged while some of them are computed at run time
+            errors = [error for error in errors if error["loc"]]
         ctx.problems.extend(
             errors_to_problems(
                 ctx.doc, literal, errors, base=path, code="invalid_with", ignore_missing=computed

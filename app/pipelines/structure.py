@@ -151,7 +151,8 @@ def error_message(error: ErrorDetails, path: Path) -> tuple[str, str]:
         return "invalid_value", f"`{field}`: {error['msg'][0].lower()}{error['msg'][1:]}"
     if kind == "value_error":
         error_obj = ctx.get("error")
-        return "invalid_value", f"`{field}`: {error_obj}" if error_obj else error["msg"]
+        text = str(error_obj) if error_obj else error["msg"]
+        return "invalid_value", f"`{field}`: {text}" if path else text
     expected = _kind_of(kind)
     if expected is not None:
         return "type", f"{_subject(path)} must be {expected}, not {describe(error['input'])}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 
 
 class RequestParams(BaseModel):
@@ -41,6 +41,20 @@ class AnythingParams(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class WindowParams(BaseModel):
+    """Checks across fields, and reads a nested key."""
+
+    start: int
+    end: int
+    owner: str | None = Field(default=None, validation_alias=AliasPath("meta", "owner"))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WindowParams:
+        if self.start >= self.end:
+            raise ValueError("`start` must come before `end`")
+        return self
+
+
 class NewThingParams(BaseModel):
     folder: str
     include_drafts: bool = False
@@ -48,7 +62,12 @@ class NewThingParams(BaseModel):
 
 OPERATIONS: dict[str, dict[str, type[BaseModel]]] = {
     "http": {"request": RequestParams, "get_json": GetJsonParams},
-    "demo": {"echo": EchoParams, "list_things": ListThingsParams, "anything": AnythingParams},
+    "demo": {
+        "echo": EchoParams,
+        "list_things": ListThingsParams,
+        "anything": AnythingParams,
+        "window": WindowParams,
+    },
 }
 POLLS: dict[str, dict[str, type[BaseModel]]] = {"http": {}, "demo": {"new_thing": NewThingParams}}
 

@@ -151,6 +151,15 @@ def test_computed_parameters_are_left_to_run_time() -> None:
     assert problems(source) == []
 
 
+def test_checks_across_fields_wait_for_computed_values() -> None:
+    window = "  - id: a\n    uses: demo.window\n    with: {start: %s, end: 2, meta: {owner: me}}\n"
+    assert problems(pipeline(window % "1")) == []
+    assert problems(pipeline(window % "5")) == [(6, 11, "invalid_with")]
+    (problem,) = validate_source(pipeline(window % "5"), FakeCatalog()).problems
+    assert problem.message == "`start` must come before `end`"
+    assert problems(pipeline(window % "'${{ 5 }}'")) == []
+
+
 def test_an_operation_model_that_allows_extra_keys() -> None:
     source = pipeline("  - id: a\n    uses: demo.anything\n    with: {whatever: 1, nested: {a: [1]}}\n")
     assert problems(source) == []
