@@ -253,3 +253,19 @@ def test_random_damage_to_golden_files_never_raises(path: Path) -> None:
         result = validate_source("".join(chars), FakeCatalog(), secret_names={"SLACK_TOKEN"})
         assert isinstance(result, ValidationResult)
         assert result.ok == (result.spec is not None)
+
+
+def test_the_real_registry_is_a_catalog() -> None:
+    from app.registry import Registry
+    from connectors.http import connector
+
+    registry = Registry.from_connectors([connector])
+    source = pipeline(
+        "  - id: a\n    uses: http.get_json\n    with: {url: 'https://example.org', headrs: {}}\n"
+        "  - id: b\n    uses: htp.get_json\n"
+    )
+    result = validate_source(source, registry)
+    assert [(p.code, p.message) for p in result.problems] == [
+        ("invalid_with", "unknown parameter `headrs` for http.get_json; did you mean `headers`?"),
+        ("unknown_connector", "unknown connector `htp`; did you mean `http`?"),
+    ]
