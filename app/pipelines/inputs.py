@@ -33,7 +33,7 @@ from app.errors import Unprocessable
 from app.pipelines.spec import InputSpec, PipelineSpec
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
-_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")  # no nested repeats: linear
 _TRUE = {"true"}
 _FALSE = {"false"}
 _QUERY_TRUE = {"true", "1", "yes", "on"}
