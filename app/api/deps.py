@@ -1,5 +1,8 @@
 """Dependency shortcuts for the routers, as ``Annotated`` aliases.
 
+Every dependency is ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool, a
+thread hop per request that costs more than the dependency itself.
+
 ``StateDep`` (the process :class:`~app.runtime.state.State`), ``SettingsDep``, ``SessionDep`` (one
 session per request; the router commits), ``AccountDep`` (the account of the Bearer API key, else 401
 with ``WWW-Authenticate: Bearer``), ``RegistryDep`` and ``RunServiceDep``.
@@ -32,7 +35,7 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_state(request: Request) -> State:
+async def get_state(request: Request) -> State:
     """The process state the lifespan built."""
     state = getattr(request.app.state, "mashpipe", None)
     if not isinstance(state, State):
@@ -43,15 +46,15 @@ def get_state(request: Request) -> State:
 StateDep = Annotated[State, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_registry(state: StateDep) -> Registry:
+async def get_registry(state: StateDep) -> Registry:
     return state.registry
 
 
-def get_run_service(state: StateDep) -> RunService:
+async def get_run_service(state: StateDep) -> RunService:
     return state.runs
 
 
@@ -85,7 +88,9 @@ async def get_account(
     api_key, account = found
     if api_key.last_used_at is None or now - api_key.last_used_at >= TOUCH_INTERVAL:
         await ApiKeyRepo(session).touch(api_key.id, now)  # at most once a minute: no write per request
-        await session.commit()
+    # End the transaction now: its pooled connection goes back to the pool instead of staying checked
+    # out for the whole request (a `wait: true` run request would otherwise hold one while it waits).
+    await session.commit()
     return account
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.api.deps import StateDep
 from app.api.responses import errors
 from app.errors import MashpipeError
+from app.pipelines.schema import pipeline_json_schema
+from app.runtime.state import State
 from app.schemas.health import HealthRead
 
 router = APIRouter(tags=["meta"])
@@ -53,10 +55,22 @@ async def health(state: StateDep) -> HealthRead:
     response_class=JSONResponse,
     responses={200: {"content": {"application/schema+json": {}}, "description": "A JSON Schema (2020-12)"}},
 )
-async def pipeline_schema() -> JSONResponse:
-    """The JSON Schema of pipeline files, for editors (`# yaml-language-server: $schema=...`). No API key
-    needed."""
-    from app.pipelines.schema import pipeline_json_schema
-
-    schema: dict[str, Any] = pipeline_json_schema()
+async def pipeline_schema(state: StateDep) -> JSONResponse:
+    """The JSON Schema of pipeline files, for editors (`# yaml-language-server: $schema=...`), with the
+    `with` blocks of the built-in steps and of the installed connectors' operations. No API key needed."""
+    schema = state.cache.get("pipeline_schema")
+    if schema is None:
+        schema = state.cache["pipeline_schema"] = pipeline_json_schema(operations=_operations(state))
     return JSONResponse(schema, media_type="application/schema+json")
+
+
+def _operations(state: State) -> dict[str, type[BaseModel]]:
+    """The input model of every installed connector action, so editors also check `with` blocks."""
+    models: dict[str, type[BaseModel]] = {}
+    for entry in state.registry.summary():
+        for name in entry.get("operations", []):
+            uses = f"{entry['key']}.{name}"
+            model = state.registry.input_model(uses)
+            if model is not None:
+                models[uses] = model
+    return models

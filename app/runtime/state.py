@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -43,6 +44,7 @@ class State:
     runs: RunService
     queue: RunQueue
     bootstrap: Bootstrap
+    cache: dict[str, Any] = field(default_factory=dict)  # documents computed once per process
 
 
 @asynccontextmanager

@@ -74,8 +74,12 @@ async def test_health_and_pipeline_schema_are_public(anon):
     assert schema.status_code == 200
     assert schema.headers["content-type"].startswith("application/schema+json")
     body = schema.json()
-    assert "properties" in body or "$defs" in body
-    assert "steps" in str(body)
+    assert body["$schema"].startswith("https://json-schema.org/")
+    assert "steps" in body["properties"]
+    # the served schema also describes the `with` of installed connector operations
+    assert "http.get_json" in body["$defs"]
+    assert "core.filter" in body["$defs"]
+    assert (await anon.get("/v1/schemas/pipeline.json")).json() == body
 
 
 async def test_another_accounts_pipeline_and_runs_are_404(api, other):

@@ -259,3 +259,17 @@ async def test_wait_is_capped_and_then_202(make_settings, app_runner, api_key, s
             assert response.json()["status"] in ("queued", "running")
             gate.set()
             assert (await wait_finished(api, response.json()["id"]))["status"] == "succeeded"
+
+
+async def test_many_waiting_requests_do_not_starve_the_runs_of_connections(api):
+    # Each waiting request must give its pooled connection back before it waits: 40 waiters are more
+    # than the pool holds (5 + 10 overflow), and the runs they wait for need connections to finish.
+    await save(api, HELLO)
+    responses = await asyncio.gather(
+        *[
+            api.post("/v1/pipelines/hello/runs", json={"inputs": {"times": n + 1}, "wait": True})
+            for n in range(40)
+        ]
+    )
+    assert [r.status_code for r in responses] == [201] * 40
+    assert sorted(r.json()["outputs"]["times"] for r in responses) == list(range(1, 41))
