@@ -125,11 +125,14 @@ async def put(
     response_class=Response,
     responses=errors(401, 404, 422),
 )
-async def delete(name: PipelineName, account: AccountDep, session: SessionDep) -> Response:
-    """Delete the pipeline with its revisions and runs."""
+async def delete(
+    name: PipelineName, account: AccountDep, session: SessionDep, runs: RunServiceDep
+) -> Response:
+    """Delete the pipeline with its revisions and runs (runs in progress are stopped)."""
     pipeline = await get_pipeline(session, account.id, name)
     await PipelineRepo(session).delete(pipeline)
     await session.commit()
+    runs.stop_pipeline_runs(pipeline.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

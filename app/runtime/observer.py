@@ -7,6 +7,7 @@ import dataclasses
 import logging
 
 from app.engine.types import StepResult
+from app.errors import NotFound
 from app.storage.db import Database
 from app.storage.repositories import RunRepo
 
@@ -37,6 +38,10 @@ class StorageObserver:
                 async with self._db.session() as session:
                     await RunRepo(session).upsert_step(run_id, result, self._max_output_bytes)
                     await session.commit()
+            except NotFound:
+                logger.info(
+                    "run %s is gone (pipeline deleted?): step %s not recorded", run_id, result.step_id
+                )
             except Exception:
                 logger.exception("run %s: could not record step %s", run_id, result.step_id)
 

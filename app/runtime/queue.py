@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from app.errors import MashpipeError
+
 logger = logging.getLogger("mashpipe.runtime.queue")
 
 RunHandler = Callable[[str], Awaitable[None]]
@@ -35,8 +37,11 @@ class RunQueue(Protocol):
         ...
 
 
-class QueueClosed(RuntimeError):
-    """The queue is stopped and accepts no run."""
+class QueueClosed(MashpipeError):
+    """The queue is stopped and accepts no run (the server is shutting down)."""
+
+    status = 503
+    code = "unavailable"
 
 
 class InProcessQueue:
@@ -69,7 +74,7 @@ class InProcessQueue:
 
     async def enqueue(self, run_id: str) -> None:
         if self._closed:
-            raise QueueClosed("the run queue is stopped")
+            raise QueueClosed("the server is shutting down; the run stays queued and starts after a restart")
         self._queue.put_nowait(run_id)
 
     async def start(self) -> None:

@@ -58,6 +58,7 @@ class RunService:
         self.queue: RunQueue | None = None
         self._claim_lock = asyncio.Lock()
         self._cancel_events: dict[str, asyncio.Event] = {}
+        self._pipeline_of: dict[str, str] = {}  # run id -> pipeline id, for runs executing here
         self._done: dict[str, asyncio.Event] = {}
         self._waiters: dict[str, int] = {}
 
@@ -195,6 +196,7 @@ class RunService:
                         return None
                     await session.commit()
                     self._cancel_events[run_id] = cancel
+                    self._pipeline_of[run_id] = run.pipeline_id
                     return run, revision.id, dict(revision.spec), started_at
             except Exception:
                 logger.exception("run %s: could not be claimed", run_id)
@@ -204,6 +206,7 @@ class RunService:
         self, run_id: str, status: str, outputs: dict[str, Any] | None, error: dict[str, Any] | None
     ) -> None:
         self._cancel_events.pop(run_id, None)
+        self._pipeline_of.pop(run_id, None)
         try:
             async with self._db.session() as session:
                 await RunRepo(session).finish(run_id, status, outputs, error, _now())
@@ -277,6 +280,17 @@ class RunService:
                     return
                 event.set()
         await self.wait(run_id, CANCEL_GRACE)
+
+    def stop_pipeline_runs(self, pipeline_id: str) -> int:
+        """Tell the runs of a pipeline executing in this process to stop (the pipeline is being
+        deleted); returns how many were told."""
+        told = 0
+        for run_id, owner in list(self._pipeline_of.items()):
+            event = self._cancel_events.get(run_id)
+            if owner == pipeline_id and event is not None:
+                event.set()
+                told += 1
+        return told
 
     # -- recovery ---------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -273,3 +274,17 @@ async def test_many_waiting_requests_do_not_starve_the_runs_of_connections(api):
     )
     assert [r.status_code for r in responses] == [201] * 40
     assert sorted(r.json()["outputs"]["times"] for r in responses) == list(range(1, 41))
+
+
+async def test_deleting_a_pipeline_stops_its_running_runs(app_state, api, slow_upstream, caplog):
+    _, state = app_state
+    base, _gate, entered = slow_upstream
+    await save(api, SLOW.replace("URL", base))
+    run = (await api.post("/v1/pipelines/slow/runs", json={})).json()
+    await entered.wait()
+    await wait_for_status(api, run["id"], "running", step="fetch")
+    with caplog.at_level(logging.INFO):
+        assert (await api.delete("/v1/pipelines/slow")).status_code == 204
+        await state.queue.join()  # the upstream never answers: only the stop ends the run
+    assert (await api.get(f"/v1/runs/{run['id']}")).status_code == 404
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
