@@ -177,6 +177,11 @@ class Registry:
         found = self.find_operation(uses)
         return found.input_model if found is not None and found.kind == "poll" else None
 
+    def webhook_names(self, key: str) -> list[str]:
+        """Names of the connector's webhooks (``[]`` for an unknown connector)."""
+        item = self._items.get(key)
+        return [op.name for op in item.connector.webhooks()] if item else []
+
     # -- API metadata --------------------------------------------------------------------------------
 
     def describe(self, key: str) -> dict[str, Any]:
@@ -199,6 +204,7 @@ class Registry:
                     "auth_kinds": connector.auth_kinds(),
                     "operations": [op.name for op in connector.actions()],
                     "polls": [op.name for op in connector.polls()],
+                    "webhooks": [op.name for op in connector.webhooks()],
                 }
             )
         return out

@@ -21,7 +21,17 @@ operation in tests with the same client stack as the server.
 """
 
 from app.errors import EgressDenied, StepError, StepTimeout
-from app.sdk.auth import ApiKey, AuthKind, BasicAuth, BearerToken, CredentialField, NoAuth, OAuth2
+from app.sdk.auth import (
+    ApiKey,
+    AuthKind,
+    BasicAuth,
+    BearerToken,
+    CredentialField,
+    NoAuth,
+    OAuth2,
+    PathToken,
+    WebhookUrl,
+)
 from app.sdk.connector import Connector, Operation, Poll
 from app.sdk.context import Context, StepLog, decode_json
 from app.sdk.errors import (
@@ -39,6 +49,14 @@ from app.sdk.http import ConnectorHTTP, build_http_client
 from app.sdk.pagination import CursorInBody, LinkHeader, Offset, PageNumber, Pagination, get_path
 from app.sdk.ratelimit import RateLimit
 from app.sdk.raw import HttpResponse, RequestOptions, response_output
+from app.sdk.webhooks import (
+    HmacSha256,
+    WebhookPayloadInvalid,
+    WebhookRequest,
+    WebhookSignatureInvalid,
+    WebhookVerifier,
+    verify_hmac_sha256,
+)
 
 __all__ = [
     "ApiKey",
@@ -54,6 +72,7 @@ __all__ = [
     "CredentialField",
     "CursorInBody",
     "EgressDenied",
+    "HmacSha256",
     "HttpResponse",
     "InvalidResponse",
     "LinkHeader",
@@ -64,6 +83,7 @@ __all__ = [
     "Operation",
     "PageNumber",
     "Pagination",
+    "PathToken",
     "Poll",
     "RateLimit",
     "RateLimited",
@@ -72,10 +92,16 @@ __all__ = [
     "StepLog",
     "StepTimeout",
     "UpstreamError",
+    "WebhookPayloadInvalid",
+    "WebhookRequest",
+    "WebhookSignatureInvalid",
+    "WebhookUrl",
+    "WebhookVerifier",
     "build_http_client",
     "decode_json",
     "get_path",
     "parse_retry_after",
     "raise_for_response",
     "response_output",
+    "verify_hmac_sha256",
 ]

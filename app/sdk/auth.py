@@ -5,20 +5,23 @@ credentials as a plain mapping, for example ``{"kind": "bearer", "token": "..."}
 optional when only one declared kind has its fields present. :func:`select_auth` picks the kind and
 builds the ``httpx.Auth`` that ``ctx.http`` applies to every request sent to the connector's API.
 
-======================  =============  ===================================
-declaration             kind           credential fields
-======================  =============  ===================================
-``NoAuth()``            ``none``       (none)
-``ApiKey(header=...)``  ``api_key``    ``api_key``
-``ApiKey(query=...)``   ``api_key``    ``api_key``
-``BearerToken()``       ``bearer``     ``token``
-``BasicAuth()``         ``basic``      ``username``, ``password``
-``OAuth2(...)``         ``oauth2``     ``access_token`` (the platform runs the flow and refreshes it)
-======================  =============  ===================================
+========================  ================  ==========================================================
+declaration               kind              credential fields
+========================  ================  ==========================================================
+``NoAuth()``              ``none``          (none)
+``ApiKey(header=...)``    ``api_key``       ``api_key``
+``ApiKey(query=...)``     ``api_key``       ``api_key``
+``BearerToken()``         ``bearer``        ``token``
+``BasicAuth()``           ``basic``         ``username``, ``password``
+``OAuth2(...)``           ``oauth2``        ``access_token`` (the platform runs the flow and refreshes it)
+``PathToken(prefix=..)``  ``path_token``    ``token`` (in the URL path: ``/bot<token>/getMe``)
+``WebhookUrl(hosts=..)``  ``webhook_url``   ``webhook_url`` (a secret URL the connector posts to)
+========================  ================  ==========================================================
 """
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +66,17 @@ class QueryParamAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.url = request.url.copy_set_param(self.name, self.value)
+        yield request
+
+
+class PathPrefixAuth(httpx.Auth):
+    """Puts a secret segment before every request path (``/getMe`` → ``/bot<token>/getMe``)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix.encode("ascii")
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.url = request.url.copy_with(raw_path=self.prefix + request.url.raw_path)
         yield request
 
 
@@ -217,6 +231,81 @@ class OAuth2(AuthKind):
         data["authorize_url"] = self.authorize_url
         data["token_url"] = self.token_url
         data["scopes"] = list(self.scopes)
+        return data
+
+
+PATH_TOKEN_RE = re.compile(r"^[A-Za-z0-9:._~-]+$")
+
+
+class PathToken(AuthKind):
+    """A token carried in the URL path, as ``PathToken(prefix="/bot")`` for ``https://api.telegram.org/bot<token>``.
+
+    Requests to the base URL's origin get ``prefix + token`` put before their path, so operations
+    and ``test_request`` write plain paths (``/getMe``). The token is masked in logs and errors.
+    """
+
+    kind = "path_token"
+
+    def __init__(self, *, prefix: str = "/", label: str = "Token") -> None:
+        if not isinstance(prefix, str) or not prefix.startswith("/") or not prefix.isascii():
+            raise ConnectorDefinitionError("PathToken(prefix=...) must be an ASCII path start such as '/bot'")
+        self.prefix = prefix
+        self.label = label
+
+    @property
+    def fields(self) -> tuple[CredentialField, ...]:
+        return (CredentialField("token", self.label),)
+
+    def build(self, credentials: Mapping[str, Any]) -> httpx.Auth:
+        token = str(credentials["token"]).strip()
+        if not PATH_TOKEN_RE.match(token):
+            raise StepError(
+                "the connection's token has characters that cannot appear in a URL path "
+                "(letters, digits and : . _ ~ - only)",
+                code="connection_invalid",
+            )
+        return PathPrefixAuth(f"{self.prefix}{token}")
+
+    def describe(self) -> dict[str, Any]:
+        data = super().describe()
+        data["prefix"] = self.prefix
+        return data
+
+
+class WebhookUrl(AuthKind):
+    """A secret URL the connector posts to (a Slack or Discord incoming webhook); requests get nothing added.
+
+    The connection's ``webhook_url`` must be an https URL on one of ``hosts``, without user info; the
+    operation reads it from ``ctx.credentials["webhook_url"]``. It is masked in logs and errors.
+    """
+
+    kind = "webhook_url"
+
+    def __init__(self, *, hosts: Sequence[str], label: str = "Webhook URL") -> None:
+        if isinstance(hosts, str) or not hosts or not all(isinstance(h, str) and h for h in hosts):
+            raise ConnectorDefinitionError("WebhookUrl(hosts=...) is a non-empty list of host names")
+        self.hosts = tuple(host.lower() for host in hosts)
+        self.label = label
+
+    @property
+    def fields(self) -> tuple[CredentialField, ...]:
+        return (CredentialField("webhook_url", self.label),)
+
+    def build(self, credentials: Mapping[str, Any]) -> httpx.Auth | None:
+        try:
+            url = httpx.URL(str(credentials["webhook_url"]).strip())
+        except httpx.InvalidURL:
+            url = None
+        if url is None or url.scheme != "https" or url.host not in self.hosts or url.userinfo:
+            raise StepError(  # the URL itself is a secret: never repeat it in the message
+                f"the connection's webhook_url must be an https URL on {' or '.join(self.hosts)}",
+                code="connection_invalid",
+            )
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        data = super().describe()
+        data["hosts"] = list(self.hosts)
         return data
 
 

@@ -1,12 +1,13 @@
 """``Connector``: a third-party API's metadata, declared auth, and its operations.
 
-Operations are async functions declared with ``@connector.action(title=...)`` or
-``@connector.poll(title=..., dedupe=...)``. Each is checked when declared: it must be ``async``, have a
-docstring (its description) and type hints, take ``(ctx: Context, params: SomeModel)`` (a poll also
-takes the ``cursor``) with ``params`` a pydantic model, and return something pydantic can describe
-(``list[Issue]``, ``Issue``, ``dict[str, Any]``; a poll returns ``Poll[Item]``). The operation's name
-is the function's name. Mistakes raise :class:`ConnectorDefinitionError` at import time, naming the
-connector and the operation.
+Operations are async functions declared with ``@connector.action(title=...)``,
+``@connector.poll(title=..., dedupe=...)`` or ``@connector.webhook(title=..., verify=...)``. Each is
+checked when declared: it must be ``async``, have a docstring (its description) and type hints, take
+``(ctx: Context, params: SomeModel)`` (a poll also takes the ``cursor``) with ``params`` a pydantic
+model, and return something pydantic can describe (``list[Issue]``, ``Issue``, ``dict[str, Any]``; a
+poll returns ``Poll[Item]``). A webhook takes ``(ctx: Context, request: WebhookRequest)`` and returns
+``list[Item]`` (see ``app.sdk.webhooks``). The operation's name is the function's name. Mistakes raise
+:class:`ConnectorDefinitionError` at import time, naming the connector and the operation.
 
 Every connector also gets a ``request`` operation (a raw request with the connection's auth) unless
 it declares its own.
@@ -30,6 +31,7 @@ from app.sdk.context import Context
 from app.sdk.errors import ConnectorDefinitionError
 from app.sdk.ratelimit import RateLimit
 from app.sdk.raw import HttpResponse, RawRequest, raw_request
+from app.sdk.webhooks import WebhookParams, WebhookRequest, WebhookVerifier, as_verifier
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -54,7 +56,7 @@ class Poll(Generic[T]):
     cursor: Any = None
 
 
-OperationKind = Literal["action", "poll"]
+OperationKind = Literal["action", "poll", "webhook"]
 
 
 @dataclass(eq=False)
@@ -76,6 +78,7 @@ class Operation:
     cursor_adapter: TypeAdapter[Any] | None = None
     cursor_schema: dict[str, Any] | None = None
     dedupe: Callable[[Any], Any] | None = None
+    verify: WebhookVerifier | None = None
     builtin: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -98,6 +101,8 @@ class Operation:
         if self.kind == "poll":
             data["cursor_schema"] = self.cursor_schema
             data["dedupe"] = True
+        if self.kind == "webhook":
+            data["verify"] = self.verify.describe() if self.verify is not None else None
         return data
 
 
@@ -137,7 +142,9 @@ class Connector:
     """A connector: metadata, declared auth, base URL, and its operations.
 
     ``base_url`` may hold ``{field}`` placeholders filled from the connection's credentials (for
-    APIs with a per-customer host, such as ``https://{subdomain}.example.com/api``).
+    APIs with a per-customer host, such as ``https://{subdomain}.example.com/api``). ``headers`` are
+    sent with every request of the connector, the built-in ``request`` included (``Accept``, an API
+    version header...).
     """
 
     def __init__(
@@ -152,6 +159,7 @@ class Connector:
         rate_limit: RateLimit | None = None,
         test_request: tuple[str, str] | None = None,
         docs_url: str | None = None,
+        headers: typing.Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(key, str) or not KEY_RE.match(key) or key in RESERVED_KEYS:
             raise ConnectorDefinitionError(
@@ -197,6 +205,11 @@ class Connector:
             test_request = (test_request[0].upper(), test_request[1])
         if docs_url is not None and httpx.URL(docs_url).scheme not in ("http", "https"):
             raise ConnectorDefinitionError(f"{where}: docs_url must be an http(s) URL")
+        if headers is not None and (
+            not isinstance(headers, typing.Mapping)
+            or not all(isinstance(k, str) and k.strip() and isinstance(v, str) for k, v in headers.items())
+        ):
+            raise ConnectorDefinitionError(f"{where}: headers must map header names to string values")
         self.key = key
         self.version = version
         self.title = title.strip()
@@ -206,6 +219,7 @@ class Connector:
         self.rate_limit = rate_limit
         self.test_request = test_request
         self.docs_url = docs_url
+        self.headers: dict[str, str] = dict(headers or {})
         self._declared: dict[str, Operation] = {}
         self._builtin_request: Operation | None = None
 
@@ -255,6 +269,22 @@ class Connector:
 
         return register
 
+    def webhook(self, *, title: str | None = None, verify: Any = None) -> Callable[[F], F]:
+        """Declare a webhook: ``async def name(ctx: Context, request: WebhookRequest) -> list[Item]``.
+
+        ``verify`` checks each call's signature with the hook's secret: a :class:`WebhookVerifier`
+        (``HmacSha256(header="X-Hub-Signature-256")``) or a function ``(request, secret) -> bool``.
+        """
+        verifier = as_verifier(verify, f"connector {self.key!r}, webhook")
+
+        def register(func: F) -> F:
+            self._register(
+                func, kind="webhook", title=title, dedupe=None, localns=_caller_locals(), verify=verifier
+            )
+            return func
+
+        return register
+
     def _register(
         self,
         func: Callable[..., Any],
@@ -263,6 +293,7 @@ class Connector:
         title: str | None,
         dedupe: Callable[[Any], Any] | None,
         localns: dict[str, Any] | None = None,
+        verify: WebhookVerifier | None = None,
     ) -> None:
         name = getattr(func, "__name__", repr(func))
         where = f"connector {self.key!r}, operation {name!r}"
@@ -288,9 +319,9 @@ class Connector:
             )
         if dedupe is not None and not callable(dedupe):
             raise ConnectorDefinitionError(f"{where}: dedupe must be a function of one item")
-        self._declared[name] = self._build(
-            func, name, kind, title, description.strip(), dedupe, where, localns
-        )
+        operation = self._build(func, name, kind, title, description.strip(), dedupe, where, localns)
+        operation.verify = verify
+        self._declared[name] = operation
 
     def _build(
         self,
@@ -305,10 +336,13 @@ class Connector:
     ) -> Operation:
         signature = inspect.signature(func)
         params = list(signature.parameters.values())
-        expected = ["ctx", "params"] if kind == "action" else ["ctx", "params", "cursor"]
-        shape = (
-            "(ctx: Context, params: Model)" if kind == "action" else "(ctx: Context, params: Model, cursor)"
+        expected = {"action": ["ctx", "params"], "poll": ["ctx", "params", "cursor"]}.get(
+            kind, ["ctx", "request"]
         )
+        shape = {
+            "action": "(ctx: Context, params: Model)",
+            "poll": "(ctx: Context, params: Model, cursor)",
+        }.get(kind, "(ctx: Context, request: WebhookRequest)")
         if len(params) != len(expected) or any(
             p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) or p.default is not p.empty
             for p in params
@@ -328,7 +362,11 @@ class Connector:
         ctx_type = hints[params[0].name]
         if not (inspect.isclass(ctx_type) and issubclass(ctx_type, Context)):
             raise ConnectorDefinitionError(f"{where}: the first parameter must be annotated `Context`")
-        model = hints[params[1].name]
+        if kind == "webhook" and hints[params[1].name] is not WebhookRequest:
+            raise ConnectorDefinitionError(
+                f"{where}: the second parameter must be annotated `WebhookRequest`"
+            )
+        model = WebhookParams if kind == "webhook" else hints[params[1].name]
         if not (inspect.isclass(model) and issubclass(model, BaseModel)):
             raise ConnectorDefinitionError(
                 f"{where}: the parameters must be a pydantic model (class P(BaseModel)), got {model!r}"
@@ -350,6 +388,12 @@ class Connector:
             cursor_type = hints[params[2].name]
             cursor_adapter = _adapter(cursor_type, where, "cursor type")
             cursor_schema = _schema(cursor_adapter, where, "cursor")
+        elif kind == "webhook":
+            if get_origin(returned) is not list or len(get_args(returned)) != 1:
+                raise ConnectorDefinitionError(
+                    f"{where}: a webhook must return list[Item] (the items of the call), got {returned!r}"
+                )
+            output_type = returned
         else:
             if get_origin(returned) is Poll or returned is Poll:
                 raise ConnectorDefinitionError(
@@ -422,6 +466,10 @@ class Connector:
         """Polling triggers, in declaration order."""
         return [op for op in self._declared.values() if op.kind == "poll"]
 
+    def webhooks(self) -> list[Operation]:
+        """Webhooks (inbound calls turned into items), in declaration order."""
+        return [op for op in self._declared.values() if op.kind == "webhook"]
+
     def auth_kinds(self) -> list[str]:
         """The kinds of auth accepted (``["oauth2", "bearer"]``)."""
         return [item.kind for item in self.auth]
@@ -464,6 +512,7 @@ class Connector:
             "rate_limit": self.rate_limit.describe() if self.rate_limit else None,
             "operations": [op.describe() for op in self.actions()],
             "polls": [op.describe() for op in self.polls()],
+            "webhooks": [op.describe() for op in self.webhooks()],
         }
 
     def __repr__(self) -> str:

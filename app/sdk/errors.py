@@ -165,7 +165,8 @@ def _request_of(response: httpx.Response) -> httpx.Request | None:
 def raise_for_response(response: httpx.Response) -> None:
     """Raise the typed error matching a non-2xx ``response``; return quietly on 2xx.
 
-    401/403 → :class:`AuthFailed` (a 403 with ``X-RateLimit-Remaining: 0`` is :class:`RateLimited`),
+    401/403 → :class:`AuthFailed` (a 403 with ``X-RateLimit-Remaining: 0`` or a ``Retry-After`` header,
+    GitHub's primary and secondary rate limits, is :class:`RateLimited`),
     404 → :class:`NotFound`, 429 → :class:`RateLimited` with ``retry_after`` from ``Retry-After``,
     5xx → :class:`UpstreamError` retryable as ``http_5xx``, anything else → :class:`UpstreamError`
     (not retryable). The message names the method, the URL without its query, the status and the
@@ -186,7 +187,10 @@ def raise_for_response(response: httpx.Response) -> None:
     if request is not None:
         details["method"] = request.method
         details["url"] = describe_url(request.url)
-    if status == 429 or (status == 403 and response.headers.get("x-ratelimit-remaining") == "0"):
+    throttled_403 = status == 403 and (
+        response.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in response.headers
+    )
+    if status == 429 or throttled_403:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         if retry_after is None:
             retry_after = _quota_reset(response)

@@ -10,12 +10,14 @@ is shared by every account, so cookies set by one upstream answer must never rea
 connector's base URL, the connection's auth is applied (only to the base URL's origin, so a
 credential never leaks to another host), the declared rate limit is honoured, the decoded body is
 capped too (a gzip bomb stops at the same limit) and transport failures become typed step errors.
+The connection's secret values (``secrets``) are masked in ``httpx``'s log lines and in those errors
+(see :mod:`app.sdk.redaction`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -24,6 +26,7 @@ import httpx
 from app.errors import EgressDenied, StepError, StepTimeout
 from app.sdk.errors import ConnectionFailed, InvalidResponse, UpstreamError, describe_url, raise_for_response
 from app.sdk.ratelimit import RateLimiter
+from app.sdk.redaction import install_log_redaction, mask_error, secrets_in_scope
 from app.security.egress import EgressGuardTransport, EgressPolicy, PinnedHTTPTransport, Resolver
 
 USER_AGENT = "mashpipe/0.1 (+https://github.com/mashpipe)"
@@ -48,6 +51,7 @@ def build_http_client(
     connections; ``app.security.egress.aiohttp_transport`` pins too); the egress guard wraps it
     either way. ``resolver`` replaces the system DNS resolver (tests).
     """
+    install_log_redaction()  # secrets in request URLs never reach httpx's log lines
     policy = EgressPolicy.from_settings(settings, resolver=resolver)
     inner = transport if transport is not None else PinnedHTTPTransport(policy, limits=DEFAULT_LIMITS)
     guard = EgressGuardTransport(inner, policy, max_response_bytes=settings.response_max_bytes)
@@ -111,8 +115,10 @@ class ConnectorHTTP:
         limiter: RateLimiter | None = None,
         limiter_name: str = "this connection",
         headers: dict[str, str] | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.client = client
+        self.secrets = tuple(secrets)
         self.base_url = httpx.URL(base_url) if base_url else None
         if self.base_url is not None and not self.base_url.raw_path.endswith(b"/"):
             self.base_url = self.base_url.copy_with(raw_path=self.base_url.raw_path + b"/")
@@ -185,9 +191,18 @@ class ConnectorHTTP:
             await self.limiter.acquire(what=self._limiter_name)
         auth = self.auth if self.auth is not None and self.same_origin(request.url) else None
         try:
-            return await self.client.send(request, auth=auth, stream=True, follow_redirects=follow_redirects)
+            with secrets_in_scope(self.secrets):
+                return await self.client.send(
+                    request, auth=auth, stream=True, follow_redirects=follow_redirects
+                )
         except httpx.HTTPError as exc:
-            raise map_transport_error(exc, method=request.method, url=request.url) from exc
+            raise self._mapped(exc, request.method, request.url) from exc
+
+    def _mapped(self, exc: Exception, method: str, url: httpx.URL) -> Exception:
+        mapped = map_transport_error(exc, method=method, url=url)
+        if isinstance(mapped, StepError):
+            mask_error(mapped, self.secrets)
+        return mapped
 
     async def _read(self, response: httpx.Response) -> None:
         """Read the decoded body, failing once it passes ``max_response_bytes``."""
@@ -204,7 +219,7 @@ class ConnectorHTTP:
                     )
                 chunks.append(chunk)
         except httpx.HTTPError as exc:
-            raise map_transport_error(exc, method=response.request.method, url=response.request.url) from exc
+            raise self._mapped(exc, response.request.method, response.request.url) from exc
         finally:
             await response.aclose()
         response._content = b"".join(chunks)

@@ -4,17 +4,20 @@ Used by the runtime's ``ConnectorCaller`` and by the testing harness, so a conne
 same in its tests as in a run:
 
 * params are validated against the operation's input model (``invalid_params`` with details);
+  a webhook's call is checked against its declared signature verifier first (401 when refused);
 * the connection's credentials pick the auth kind and build ``ctx.http``;
 * the result is checked against the declared return type and converted to JSON values;
 * ``httpx`` failures become typed errors; a pydantic ``ValidationError`` raised inside the operation
   (upstream data of an unexpected shape) becomes ``InvalidResponse``; any other exception becomes a
-  failed step ``connector raised ValueError: ...``. ``StepError`` subclasses pass through unchanged.
+  failed step ``connector raised ValueError: ...``. ``StepError`` subclasses pass through unchanged,
+  except that the connection's secret values are masked in their message and details.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +33,8 @@ from app.sdk.context import Context, StepLog
 from app.sdk.errors import InvalidResponse
 from app.sdk.http import ConnectorHTTP, map_transport_error
 from app.sdk.ratelimit import RateLimiter
+from app.sdk.redaction import mask_error, secret_values
+from app.sdk.webhooks import WebhookRequest, check_signature
 
 logger = logging.getLogger("mashpipe.connectors")
 MAX_ERROR_CHARS = 500
@@ -94,8 +99,11 @@ def validate_params(operation: Operation, raw: Mapping[str, Any] | BaseModel | N
 
 def build_context(connector: Connector, operation: Operation, options: CallOptions) -> Context:
     """The :class:`Context` of one call (auth selected from the credentials)."""
-    _, auth = select_auth(connector.auth, options.credentials, connector=connector.key)
+    kind, auth = select_auth(connector.auth, options.credentials, connector=connector.key)
     secrets = [v for v in (options.credentials or {}).values() if isinstance(v, str)]
+    public = [f.name for f in kind.fields if not f.secret]
+    if connector.base_url:  # base URL placeholders are host labels, shown in every URL anyway
+        public += [name for _, name, _, _ in string.Formatter().parse(connector.base_url) if name]
     http = ConnectorHTTP(
         options.http_client,
         base_url=connector.base_url_for(options.credentials),
@@ -103,7 +111,8 @@ def build_context(connector: Connector, operation: Operation, options: CallOptio
         max_response_bytes=options.max_response_bytes,
         limiter=options.limiter,
         limiter_name=options.limiter_name,
-        headers=options.extra_headers,
+        headers={**connector.headers, **options.extra_headers},
+        secrets=secret_values(options.credentials, public=public),
     )
     log = StepLog(options.log, name=f"mashpipe.connectors.{connector.key}", secrets=secrets)
     return Context(
@@ -117,6 +126,12 @@ def build_context(connector: Connector, operation: Operation, options: CallOptio
         attempt=options.attempt,
         clock=options.clock,
     )
+
+
+def _failure(exc: Exception, operation: Operation, ctx: Context) -> tuple[StepError, bool]:
+    """The step error for ``exc``, with the connection's secrets masked; True when some were masked."""
+    error = map_exception(exc, operation)
+    return error, mask_error(error, ctx.http.secrets)
 
 
 def _clip(text: str) -> str:
@@ -190,7 +205,10 @@ async def invoke_action(
     try:
         result = await operation.func(ctx, checked)
     except Exception as exc:
-        raise map_exception(exc, operation) from exc
+        error, masked = _failure(exc, operation, ctx)
+        if masked:
+            raise error from None  # the original exception still holds the secret
+        raise error from exc
     return _convert(operation, result)[1]
 
 
@@ -216,7 +234,10 @@ async def invoke_poll(
     try:
         result = await operation.func(ctx, checked, typed_cursor)
     except Exception as exc:
-        raise map_exception(exc, operation) from exc
+        error, masked = _failure(exc, operation, ctx)
+        if masked:
+            raise error from None
+        raise error from exc
     if not isinstance(result, Poll):
         raise StepError(
             f"{operation.uses} must return Poll(items=..., cursor=...), got {type(result).__name__}",
@@ -240,3 +261,31 @@ async def invoke_poll(
             code="invalid_output",
         ) from None
     return PollResult(items=items_json, keys=keys, cursor=new_cursor)
+
+
+async def invoke_webhook(
+    connector: Connector,
+    operation: Operation,
+    request: WebhookRequest,
+    options: CallOptions,
+    *,
+    secret: str | None = None,
+) -> list[Any]:
+    """Check a webhook call's signature against ``secret``, run the operation, return its items as JSON.
+
+    A refused signature raises :class:`app.sdk.webhooks.WebhookSignatureInvalid` (401) before the
+    operation runs; failures of the operation are step errors, as for actions.
+    """
+    if operation.kind != "webhook":
+        raise StepError(f"{operation.uses} is not a webhook", code="unknown_operation")
+    check_signature(operation.verify, request, secret, where=operation.uses)
+    ctx = build_context(connector, operation, options)
+    try:
+        result = await operation.func(ctx, request)
+    except Exception as exc:
+        error, masked = _failure(exc, operation, ctx)
+        if masked:
+            raise error from None
+        raise error from exc
+    items: list[Any] = _convert(operation, result, "item list")[1]
+    return items

@@ -32,7 +32,8 @@ from pydantic import BaseModel
 
 from app.sdk.connector import Connector, Operation
 from app.sdk.http import build_http_client
-from app.sdk.invoke import CallOptions, PollResult, invoke_action, invoke_poll
+from app.sdk.invoke import CallOptions, PollResult, invoke_action, invoke_poll, invoke_webhook
+from app.sdk.webhooks import WebhookRequest
 from app.security.egress import Resolver
 
 
@@ -133,6 +134,39 @@ async def run_poll(
     return result
 
 
+async def run_webhook(
+    connector: Connector,
+    name: str,
+    request: WebhookRequest,
+    *,
+    secret: str | None = None,
+    credentials: Mapping[str, Any] | None = None,
+    settings: Any = None,
+    log: list[str] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> list[Any]:
+    """Run webhook ``name`` on one call (signature checked against ``secret``); return its items as JSON.
+
+    Build the call with ``WebhookRequest.build(raw_bytes, headers)``.
+    """
+    items: list[Any] = await _run(
+        connector,
+        name,
+        lambda op, options: invoke_webhook(connector, op, request, options, secret=secret),
+        credentials=credentials,
+        settings=settings,
+        transport=None,
+        resolver=None,
+        log=log,
+        clock=clock,
+    )
+    return items
+
+
+# Auth kinds whose connection cannot be checked by a request of its own (using a webhook URL posts).
+UNVERIFIABLE_AUTH = frozenset({"none", "webhook_url"})
+
+
 def _undocumented_fields(schema: dict[str, Any], where: str) -> list[str]:
     problems = []
     for field, spec in (schema.get("properties") or {}).items():
@@ -146,14 +180,15 @@ def check_connector(connector: Connector) -> list[str]:
 
     Metadata present; every operation titled and documented, each parameter described; schemas
     JSON-serializable; polls declare ``dedupe``; a connector needing credentials declares a
-    ``test_request`` so a connection can be verified.
+    ``test_request`` so a connection can be verified (a connector whose only credentials are webhook
+    URLs is exempt: using one posts a message); webhooks return a list.
     """
     problems: list[str] = []
     if not isinstance(connector, Connector):
         return [f"{connector!r} is not a Connector"]
     if not connector.description:
         problems.append(f"{connector.key}: no description")
-    if any(kind.kind != "none" for kind in connector.auth) and connector.test_request is None:
+    if any(kind.kind not in UNVERIFIABLE_AUTH for kind in connector.auth) and connector.test_request is None:
         problems.append(f"{connector.key}: declares auth but no test_request to verify a connection")
     for op in connector.operations.values():
         where = op.uses
@@ -168,4 +203,6 @@ def check_connector(connector: Connector) -> list[str]:
                 problems.append(f"{where}: {label} schema is not JSON: {exc}")
         if op.kind == "poll" and op.dedupe is None:
             problems.append(f"{where}: poll without dedupe")
+        if op.kind == "webhook" and op.output_schema.get("type") != "array":
+            problems.append(f"{where}: a webhook must return a list of items")
     return problems

@@ -235,6 +235,7 @@ def test_describe_and_summary_are_json() -> None:
             "auth_kinds": ["none"],
             "operations": ["find", "request"],
             "polls": ["new_number"],
+            "webhooks": [],
         }
     ]
     with pytest.raises(NotFound):
