@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import traceback
@@ -51,6 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run_one(key: str, config: BenchConfig) -> BenchResult:
     """Run one benchmark in a fresh event loop; turn its failure into a result, never an exception."""
     title, fn = BENCHMARKS[key]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     started = time.perf_counter()
     try:
         result: BenchResult = asyncio.run(fn(config))
@@ -60,6 +62,7 @@ def run_one(key: str, config: BenchConfig) -> BenchResult:
         detail = traceback.format_exc(limit=-4)
         result = BenchResult(key, title, status="error", error=f"{type(exc).__name__}: {exc}\n{detail}")
     result.elapsed_s = time.perf_counter() - started
+    result.load_before = load
     return result
 
 

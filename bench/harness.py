@@ -101,6 +101,7 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     elapsed_s: float = 0.0
+    load_before: float | None = None  # 1-minute load average when the benchmark started
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -19,7 +19,8 @@ def print_result(result: BenchResult, number: int, out: TextIO = sys.stdout) -> 
     """One benchmark's section of the report."""
     print(f"\n== {number}. {result.title}", file=out)
     params = ", ".join(f"{key}={value}" for key, value in result.params.items())
-    print(f"   ({params}; medians; {result.elapsed_s:.1f} s)", file=out)
+    load = "" if result.load_before is None else f"; load average {result.load_before:.2f}"
+    print(f"   ({params}; medians; {result.elapsed_s:.1f} s{load})", file=out)
     if result.status != "ok":
         print(f"   {result.status.upper()}: {result.error}", file=out)
         return
