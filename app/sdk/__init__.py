@@ -46,7 +46,15 @@ from app.sdk.errors import (
     raise_for_response,
 )
 from app.sdk.http import ConnectorHTTP, build_http_client
-from app.sdk.pagination import CursorInBody, LinkHeader, Offset, PageNumber, Pagination, get_path
+from app.sdk.pagination import (
+    CursorInBody,
+    LinkHeader,
+    Offset,
+    PageNumber,
+    PageRequest,
+    Pagination,
+    get_path,
+)
 from app.sdk.ratelimit import RateLimit
 from app.sdk.raw import HttpResponse, RequestOptions, response_output
 from app.sdk.webhooks import (
@@ -82,6 +90,7 @@ __all__ = [
     "Offset",
     "Operation",
     "PageNumber",
+    "PageRequest",
     "Pagination",
     "PathToken",
     "Poll",
