@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -158,8 +158,10 @@ class Context:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         limit: int | None = None,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Yield the items of every page of ``url`` (GET), following ``strategy``; stop after ``limit`` items.
+
+        Leaving the loop early? Close the generator: ``async with contextlib.aclosing(ctx.paginate(...))``.
 
         Each page is checked like :meth:`request_json`. After ``strategy.max_pages`` pages the
         iteration stops and a warning is logged.

@@ -27,14 +27,19 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from app.errors import StepError
-from app.sdk.auth import select_auth
+from app.sdk.auth import AuthKind, NoAuth, select_auth
 from app.sdk.connector import Connector, Operation, Poll
 from app.sdk.context import Context, StepLog
 from app.sdk.errors import InvalidResponse
 from app.sdk.http import ConnectorHTTP, map_transport_error
 from app.sdk.ratelimit import RateLimiter
 from app.sdk.redaction import mask_error, secret_values
-from app.sdk.webhooks import WebhookRequest, check_signature
+from app.sdk.webhooks import (
+    WebhookPayloadInvalid,
+    WebhookRequest,
+    WebhookSignatureInvalid,
+    check_signature,
+)
 
 logger = logging.getLogger("mashpipe.connectors")
 MAX_ERROR_CHARS = 500
@@ -98,8 +103,13 @@ def validate_params(operation: Operation, raw: Mapping[str, Any] | BaseModel | N
 
 
 def build_context(connector: Connector, operation: Operation, options: CallOptions) -> Context:
-    """The :class:`Context` of one call (auth selected from the credentials)."""
-    kind, auth = select_auth(connector.auth, options.credentials, connector=connector.key)
+    """The :class:`Context` of one call (auth selected from the credentials; a webhook may have none)."""
+    kind: AuthKind
+    auth: httpx.Auth | None
+    if operation.kind == "webhook" and not options.credentials:
+        kind, auth = NoAuth(), None  # an inbound call needs no connection; its signature is its proof
+    else:
+        kind, auth = select_auth(connector.auth, options.credentials, connector=connector.key)
     secrets = [v for v in (options.credentials or {}).values() if isinstance(v, str)]
     public = [f.name for f in kind.fields if not f.secret]
     if connector.base_url:  # base URL placeholders are host labels, shown in every URL anyway
@@ -274,7 +284,8 @@ async def invoke_webhook(
     """Check a webhook call's signature against ``secret``, run the operation, return its items as JSON.
 
     A refused signature raises :class:`app.sdk.webhooks.WebhookSignatureInvalid` (401) before the
-    operation runs; failures of the operation are step errors, as for actions.
+    operation runs; the operation may refuse a call itself with ``WebhookPayloadInvalid`` (400) or
+    ``WebhookSignatureInvalid``, raised as they are; its other failures are step errors, as for actions.
     """
     if operation.kind != "webhook":
         raise StepError(f"{operation.uses} is not a webhook", code="unknown_operation")
@@ -282,6 +293,8 @@ async def invoke_webhook(
     ctx = build_context(connector, operation, options)
     try:
         result = await operation.func(ctx, request)
+    except (WebhookPayloadInvalid, WebhookSignatureInvalid):
+        raise  # the operation refuses the call itself: 400 / 401, not a failed step
     except Exception as exc:
         error, masked = _failure(exc, operation, ctx)
         if masked:

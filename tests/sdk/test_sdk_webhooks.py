@@ -175,6 +175,21 @@ async def test_a_failing_webhook_is_a_step_error() -> None:
         await run_webhook(demo, "broken", request)
 
 
+async def test_a_webhook_may_refuse_a_call_itself() -> None:
+    demo = Connector(key="demo", version="1.0.0", title="Demo", description="Demo.")
+
+    @demo.webhook()
+    async def picky(ctx: Context, request: WebhookRequest) -> list[Event]:
+        """Doc."""
+        if not isinstance(request.body, dict):
+            raise WebhookPayloadInvalid("expected a JSON object")
+        return []
+
+    with pytest.raises(WebhookPayloadInvalid, match="expected a JSON object") as caught:
+        await run_webhook(demo, "picky", WebhookRequest.build(b"[1]", {"content-type": "application/json"}))
+    assert caught.value.status == 400
+
+
 def test_webhook_metadata() -> None:
     demo = make()
     assert [op.name for op in demo.webhooks()] == ["events", "open_hook"]
