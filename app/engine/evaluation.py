@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.engine.paths import Analysis, analyze, project, projector, read_path
+from app.engine.predicates import Fallback, compile_predicate
 from app.errors import ExpressionError
 from app.pipelines.cel_lexer import UnclosedTemplate, split_template
 from app.pipelines.expressions import (
@@ -40,7 +41,7 @@ _PER_ITEM = frozenset({"item", "index"})
 class Evaluator:
     """One bare CEL expression, compiled once; evaluated with the shortcuts of :mod:`app.engine.paths`."""
 
-    __slots__ = ("analysis", "expression", "roots", "source")
+    __slots__ = ("analysis", "expression", "predicate", "roots", "source")
 
     def __init__(self, expression: Expression) -> None:
         self.expression = expression
@@ -48,6 +49,8 @@ class Evaluator:
         self.analysis: Analysis = analyze(expression.source)
         # The variables to hand to CEL: every root CEL names that the engine provides.
         self.roots = frozenset(expression.roots()) | frozenset(self.analysis.projections)
+        # A comparison of paths and literals is evaluated in Python (see app.engine.predicates).
+        self.predicate = self.analysis.path is None and compile_predicate(self.source, {}) is not None
 
     @classmethod
     def compile(cls, source: str) -> Evaluator:
@@ -101,6 +104,21 @@ class Evaluator:
 
             return constant
 
+        with_cel = self._bind_cel(variables)
+        predicate = compile_predicate(source, variables) if self.predicate else None
+        if predicate is None:
+            return with_cel
+
+        def plain_or_cel(item: Any, index: int) -> Any:
+            try:
+                return predicate(item, index)
+            except Fallback:
+                return with_cel(item, index)
+
+        return plain_or_cel
+
+    def _bind_cel(self, variables: Mapping[str, Any]) -> ItemFn:
+        """The per-item function through CEL: one context, ``item``/``index`` through the resolver."""
         scope = self._scope(variables, skip=_PER_ITEM)
         scope.variables["item"] = None
         scope.variables["index"] = 0

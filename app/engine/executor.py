@@ -135,8 +135,9 @@ class _Run:
         self.results: dict[str, StepResult] = {}  # finished steps
         self.scope_steps: dict[str, dict[str, Any]] = {}
         self.variables: dict[str, Any] = {
-            "inputs": to_json_value(request.inputs),
-            "trigger": to_json_value(request.trigger),
+            # JSON already, normally: checked in one orjson pass, copied only when not.
+            "inputs": to_output(request.inputs),
+            "trigger": to_output(request.trigger),
             "secrets": {str(k): str(v) for k, v in request.secrets.items()},
             "run": {"id": request.run_id, "started_at": to_json_value(self.started_at)},
             "steps": self.scope_steps,
