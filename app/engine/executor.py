@@ -250,6 +250,8 @@ class _Run:
                 elements = step.for_each.evaluate(self.variables)
                 if elements is None:
                     elements = []
+                if isinstance(elements, tuple):
+                    elements = list(elements)
                 if not isinstance(elements, list):
                     raise StepError(
                         f"for_each must yield a list, got {json_type(elements)}", code="invalid_params"
@@ -339,9 +341,10 @@ class _Run:
             for sid in [s for s in pending if self.plan.steps[s].deps <= self.results.keys()]:
                 pending.remove(sid)
                 await self._start(sid)
-            if not self.running:  # unreachable for a valid plan: every dependency eventually finishes
+            if not self.running:  # unreachable for a compiled plan: every dependency finishes
                 await self._stop(pending, "its dependencies cannot finish")
-                break
+                message = f"steps {', '.join(sorted(self.plan.steps))} cannot all be scheduled"
+                return self._result(RunStatus.FAILED, None, ErrorInfo("internal_error", message))
             waiting: set[asyncio.Future[Any]] = set(self.running)
             if watcher is not None:
                 waiting.add(watcher)

@@ -438,3 +438,25 @@ async def test_the_same_plan_runs_concurrently():
         )
     )
     assert [r.outputs for r in results] == [{"kept": list(range(i + 1, 10))} for i in range(5)]
+
+
+async def test_tuples_from_a_caller_work_as_lists():
+    caller = FakeCaller({"demo.pairs": ((1, 2), (3,)), "demo.one": lambda call: call.params["x"]})
+    spec = pipeline(
+        [
+            {"id": "pairs", "uses": "demo.pairs"},
+            {"id": "flat", "uses": "core.flatten", "with": {"items": "${{ steps.pairs.output }}"}},
+            {
+                "id": "each",
+                "uses": "demo.one",
+                "for_each": "${{ steps.pairs.output }}",
+                "with": {"x": "${{ item }}"},
+            },
+            {"id": "all", "uses": "core.merge", "with": {"sources": "${{ steps.pairs.output }}"}},
+        ]
+    )
+    result = await run(spec, caller=caller)
+    assert result.status == RunStatus.SUCCEEDED, result.error
+    assert result.steps["flat"].output == [1, 2, 3]
+    assert result.steps["all"].output == [1, 2, 3]
+    assert len(result.steps["each"].output) == 2

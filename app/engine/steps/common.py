@@ -74,6 +74,8 @@ def list_param(call: CoreCall, name: str, *, required: bool = True) -> list[Any]
     value = call.params[name]
     if value is None:
         return []
+    if isinstance(value, tuple):
+        return list(value)
     if not isinstance(value, list):
         raise invalid(f"{name} must be a list, got {json_type(value)}")
     return value

@@ -28,7 +28,7 @@ async def run(call: CoreCall) -> list[Any]:
     items = list_param(call, "items") or []
     flat: list[Any] = []
     for entry in items:
-        if isinstance(entry, list):
+        if isinstance(entry, list | tuple):
             flat.extend(entry)
         else:
             flat.append(entry)

@@ -39,7 +39,7 @@ async def run(call: CoreCall) -> list[Any]:
     for index, source in enumerate(sources):
         if source is None:
             continue
-        if not isinstance(source, list):
+        if not isinstance(source, list | tuple):
             raise invalid(f"sources[{index}] must be a list, got {json_type(source)}")
         merged.extend(source)
     return merged
