@@ -6,6 +6,7 @@ import importlib
 import json
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
@@ -33,3 +34,9 @@ async def test_docstring_example_runs(name):
     last = result.steps[steps[-1]["id"]]
     assert last.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED), last.error
     assert last.output == expected
+
+
+def test_every_core_step_is_in_the_run_semantics_doc():
+    doc = (Path(__file__).parents[2] / "docs" / "run-semantics.md").read_text(encoding="utf-8")
+    missing = [name for name in CORE_STEPS if f"`core.{name}`" not in doc]
+    assert missing == [], f"docs/run-semantics.md does not describe: {missing}"
