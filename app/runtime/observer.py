@@ -1,8 +1,17 @@
-"""A :class:`~app.engine.types.RunObserver` that persists every step as it starts and finishes."""
+"""A :class:`~app.engine.types.RunObserver` that persists every step as it starts and finishes.
+
+The engine never waits for the database: each event stores a snapshot of the step and returns; a
+background writer records every pending snapshot in one transaction, then the next batch, and so on
+(a step that started and finished between two writes is written once, finished). When the run ends,
+:meth:`StorageObserver.drain` hands back what is still pending, and the run service writes it in
+the same transaction as the run's final state. A run of N steps thus costs a few transactions, not
+2N.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 
@@ -15,37 +24,59 @@ logger = logging.getLogger("mashpipe.runtime")
 
 
 class StorageObserver:
-    """Writes each step's state to ``step_runs`` (one short transaction per change).
+    """Writes each step's state to ``step_runs`` in the background, in batches (see the module)."""
 
-    Writes of one run are serialized, so a step's "started" row never lands after its "finished" row.
-    A failing write is logged and does not break the run: the run's final state is still recorded.
-    """
-
-    def __init__(self, db: Database, *, max_output_bytes: int) -> None:
+    def __init__(self, db: Database, run_id: str, *, max_output_bytes: int) -> None:
         self._db = db
+        self._run_id = run_id
         self._max_output_bytes = max_output_bytes
-        self._lock = asyncio.Lock()
+        self._pending: dict[str, StepResult] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        self.batches = 0  # transactions written so far (for tests and measurements)
 
     async def step_started(self, run_id: str, result: StepResult) -> None:
-        await self._save(run_id, _snapshot(result))
+        self._record(result)
 
     async def step_finished(self, run_id: str, result: StepResult) -> None:
-        await self._save(run_id, _snapshot(result))
+        self._record(result)
 
-    async def _save(self, run_id: str, result: StepResult) -> None:
-        async with self._lock:
+    def _record(self, result: StepResult) -> None:
+        # A copy taken when the event happens: the engine may go on mutating the original.
+        self._pending[result.step_id] = dataclasses.replace(result, logs=list(result.logs))
+        if not self._closed and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.create_task(self._write_pending(), name=f"mashpipe-steps-{self._run_id}")
+
+    async def _write_pending(self) -> None:
+        while self._pending and not self._closed:
+            batch, self._pending = self._pending, {}
             try:
                 async with self._db.session() as session:
-                    await RunRepo(session).upsert_step(run_id, result, self._max_output_bytes)
+                    runs = RunRepo(session)
+                    for result in batch.values():
+                        await runs.upsert_step(self._run_id, result, self._max_output_bytes)
                     await session.commit()
+                self.batches += 1
             except NotFound:
-                logger.info(
-                    "run %s is gone (pipeline deleted?): step %s not recorded", run_id, result.step_id
-                )
+                logger.info("run %s is gone (pipeline deleted): its steps are not recorded", self._run_id)
+                self._closed = True
             except Exception:
-                logger.exception("run %s: could not record step %s", run_id, result.step_id)
+                logger.exception("run %s: could not record steps %s", self._run_id, ", ".join(batch))
+                # keep them for the final write, unless a newer state of the step arrived meanwhile
+                self._pending = {**batch, **self._pending}
+                return
 
-
-def _snapshot(result: StepResult) -> StepResult:
-    """A copy taken when the event happens: the engine may go on mutating the original."""
-    return dataclasses.replace(result, logs=list(result.logs))
+    async def drain(self) -> list[StepResult]:
+        """Stop writing in the background and return the step states not written yet."""
+        self._closed = True
+        writer = self._writer
+        if writer is not None and not writer.done():
+            try:
+                await asyncio.shield(writer)
+            except asyncio.CancelledError:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+                raise
+        pending, self._pending = list(self._pending.values()), {}
+        return pending

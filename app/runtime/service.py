@@ -18,7 +18,7 @@ from app.engine.types import OperationCaller, RunRequest, RunStatus
 from app.errors import Conflict, NotFound
 from app.pipelines.inputs import coerce_inputs
 from app.runtime.observer import StorageObserver
-from app.runtime.plans import PlanCache
+from app.runtime.plans import CompiledRevision, PlanCache, revision_key
 from app.runtime.queue import RunQueue
 from app.settings import Settings
 from app.storage.db import Database
@@ -88,22 +88,22 @@ class RunService:
             pipeline = await pipelines.get(account_id, pipeline_name)
             if pipeline is None:
                 raise NotFound(f"no pipeline named {pipeline_name!r}")
-            rev = (
-                await pipelines.latest_revision(pipeline)
-                if revision is None
-                else await pipelines.get_revision(pipeline.id, revision)
-            )
-            if rev is None:
-                raise NotFound(
-                    f"pipeline {pipeline_name!r} has no revision {revision} "
-                    f"(latest is {pipeline.latest_revision})"
-                )
-            spec = self.plans.spec(rev.id, rev.spec)
+            number = pipeline.latest_revision if revision is None else revision
+            key = revision_key(pipeline.id, number)
+            spec = self.plans.cached_spec(key)
+            if spec is None:
+                rev = await pipelines.get_revision(pipeline.id, number)
+                if rev is None:
+                    raise NotFound(
+                        f"pipeline {pipeline_name!r} has no revision {number} "
+                        f"(latest is {pipeline.latest_revision})"
+                    )
+                spec = self.plans.spec(key, rev.spec)
             coerced = coerce_inputs(spec, inputs, from_strings=from_strings)
             run = await RunRepo(session).create(
                 account_id=account_id,
                 pipeline=pipeline,
-                revision=rev.number,
+                revision=number,
                 inputs=coerced,
                 trigger=trigger or {"kind": "manual"},
             )
@@ -127,12 +127,14 @@ class RunService:
         claimed = await self._claim(run_id, cancel)
         if claimed is None:
             return
-        run, revision_id, spec_document, started_at = claimed
+        run, compiled, started_at = claimed
+        observer = StorageObserver(self._db, run_id, max_output_bytes=self._settings.step_output_max_bytes)
         status: str = RunStatus.FAILED.value
         outputs: dict[str, Any] | None = None
         error: dict[str, Any] | None = None
         try:
-            compiled = self.plans.get(revision_id, spec_document)
+            if isinstance(compiled, Exception):
+                raise compiled
             request = RunRequest(
                 run_id=run.id,
                 inputs=dict(run.inputs),
@@ -140,7 +142,6 @@ class RunService:
                 secrets={},
                 started_at=started_at,
             )
-            observer = StorageObserver(self._db, max_output_bytes=self._settings.step_output_max_bytes)
             result = await execute_plan(
                 compiled.plan, request, caller=self._caller, observer=observer, cancel=cancel
             )
@@ -153,25 +154,21 @@ class RunService:
                     _error("internal_error", f"the engine ended the run in state {status!r}"),
                 )
         except asyncio.CancelledError:
-            await asyncio.shield(
-                self._finish(
-                    run_id,
-                    RunStatus.FAILED.value,
-                    None,
-                    _error("interrupted", "the server stopped while the run was in progress"),
-                )
-            )
+            interrupted = _error("interrupted", "the server stopped while the run was in progress")
+            await asyncio.shield(self._finish(run_id, RunStatus.FAILED.value, None, interrupted, observer))
             raise
         except Exception as exc:
             logger.exception("run %s failed with an unexpected error", run_id)
             status, outputs = RunStatus.FAILED.value, None
             error = _error("internal_error", f"the run failed: {type(exc).__name__}: {exc}")
-        await self._finish(run_id, status, outputs, error)
+        await self._finish(run_id, status, outputs, error, observer)
 
     async def _claim(
         self, run_id: str, cancel: asyncio.Event
-    ) -> tuple[Run, str, dict[str, Any], datetime] | None:
-        """Mark the run running when it is still queued; None when it is not (cancelled, gone...)."""
+    ) -> tuple[Run, CompiledRevision | Exception, datetime] | None:
+        """Mark the run running when it is still queued; None when it is not (cancelled, gone...).
+
+        Also gives the compiled revision (or the error compiling it, which fails the run)."""
         async with self._claim_lock:
             try:
                 async with self._db.session() as session:
@@ -179,38 +176,49 @@ class RunService:
                     run = await runs.get_any(run_id)
                     if run is None or run.status != RunStatus.QUEUED.value:
                         return None
-                    revision = await PipelineRepo(session).get_revision(run.pipeline_id, run.revision)
+                    key = revision_key(run.pipeline_id, run.revision)
+                    compiled: CompiledRevision | Exception | None = self.plans.cached(key)
+                    if compiled is None:
+                        revision = await PipelineRepo(session).get_revision(run.pipeline_id, run.revision)
+                        if revision is None:
+                            compiled = NotFound(f"revision {run.revision} of the pipeline is gone")
+                        else:
+                            try:
+                                compiled = self.plans.get(key, revision.spec)
+                            except Exception as exc:  # a stored spec the engine refuses fails the run
+                                compiled = exc
                     started_at = _now()
-                    if revision is None:
-                        await runs.finish(
-                            run_id,
-                            RunStatus.FAILED.value,
-                            None,
-                            _error("internal_error", f"revision {run.revision} of the pipeline is gone"),
-                            started_at,
-                        )
-                        await session.commit()
-                        self._notify(run_id)
-                        return None
                     if not await runs.mark_running(run_id, started_at):
                         return None
                     await session.commit()
                     self._cancel_events[run_id] = cancel
                     self._pipeline_of[run_id] = run.pipeline_id
-                    return run, revision.id, dict(revision.spec), started_at
+                    return run, compiled, started_at
             except Exception:
                 logger.exception("run %s: could not be claimed", run_id)
                 return None
 
     async def _finish(
-        self, run_id: str, status: str, outputs: dict[str, Any] | None, error: dict[str, Any] | None
+        self,
+        run_id: str,
+        status: str,
+        outputs: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+        observer: StorageObserver | None = None,
     ) -> None:
+        """Record the final state, with the step states the observer has not written yet."""
         self._cancel_events.pop(run_id, None)
         self._pipeline_of.pop(run_id, None)
         try:
+            steps = await observer.drain() if observer is not None else []
             async with self._db.session() as session:
-                await RunRepo(session).finish(run_id, status, outputs, error, _now())
+                runs = RunRepo(session)
+                for step in steps:
+                    await runs.upsert_step(run_id, step, self._settings.step_output_max_bytes)
+                await runs.finish(run_id, status, outputs, error, _now())
                 await session.commit()
+        except NotFound:
+            logger.info("run %s is gone (pipeline deleted): its final state is not recorded", run_id)
         except Exception:
             logger.exception("run %s: could not record its final state %s", run_id, status)
         finally:
