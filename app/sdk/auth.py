@@ -40,9 +40,13 @@ class CredentialField:
     name: str
     label: str
     secret: bool = True
+    required: bool = True
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "secret": self.secret}
+        data: dict[str, Any] = {"name": self.name, "label": self.label, "secret": self.secret}
+        if not self.required:
+            data["required"] = False
+        return data
 
 
 class HeaderAuth(httpx.Auth):
@@ -96,8 +100,12 @@ class AuthKind(ABC):
         """The ``httpx.Auth`` applying ``credentials`` (already checked to hold every field)."""
 
     def matches(self, credentials: Mapping[str, Any]) -> bool:
-        """Whether ``credentials`` hold a non-empty string for every field of this kind."""
-        return all(isinstance(credentials.get(f.name), str) and credentials[f.name] for f in self.fields)
+        """Whether ``credentials`` hold a non-empty string for every required field of this kind."""
+        return all(
+            isinstance(credentials.get(f.name), str) and credentials[f.name]
+            for f in self.fields
+            if f.required
+        )
 
     def describe(self) -> dict[str, Any]:
         """JSON-able metadata for the API and docs."""
@@ -159,16 +167,26 @@ class ApiKey(AuthKind):
 
 
 class BearerToken(AuthKind):
-    """A token sent as ``Authorization: Bearer <token>`` (a personal access token, for instance)."""
+    """A token sent as ``Authorization: Bearer <token>`` (a personal access token, for instance).
+
+    ``extra_fields`` declares more values a connection may hold, such as an optional, non-secret
+    ``base_url`` (see ``Connector(base_url_field=...)``).
+    """
 
     kind = "bearer"
 
-    def __init__(self, *, label: str = "Access token") -> None:
+    def __init__(self, *, label: str = "Access token", extra_fields: Sequence[CredentialField] = ()) -> None:
         self.label = label
+        extra = tuple(extra_fields)
+        if not all(isinstance(f, CredentialField) for f in extra) or any(f.name == "token" for f in extra):
+            raise ConnectorDefinitionError(
+                "BearerToken(extra_fields=...) takes CredentialField(...) items other than `token`"
+            )
+        self.extra_fields = extra
 
     @property
     def fields(self) -> tuple[CredentialField, ...]:
-        return (CredentialField("token", self.label),)
+        return (CredentialField("token", self.label), *self.extra_fields)
 
     def build(self, credentials: Mapping[str, Any]) -> httpx.Auth:
         return HeaderAuth("Authorization", f"Bearer {credentials['token']}")
@@ -328,7 +346,7 @@ def select_auth(
         for kind in declared:
             if kind.kind == wanted:
                 if not kind.matches(credentials):
-                    missing = [f.name for f in kind.fields if not credentials.get(f.name)]
+                    missing = [f.name for f in kind.fields if f.required and not credentials.get(f.name)]
                     raise StepError(
                         f"the {wanted} connection for {connector} lacks {', '.join(missing)}",
                         code="connection_invalid",

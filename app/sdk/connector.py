@@ -16,6 +16,7 @@ it declares its own.
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import re
 import string
 import typing
@@ -134,6 +135,17 @@ def _caller_locals() -> dict[str, Any] | None:
         del frame
 
 
+def _plain_host(host: str) -> bool:
+    """Whether ``host`` is a DNS name (letters, digits, dots, hyphens) or an IP address."""
+    if PLACEHOLDER_VALUE_RE.match(host):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _title_from_name(name: str) -> str:
     return name.replace("_", " ").strip().capitalize()
 
@@ -145,6 +157,11 @@ class Connector:
     APIs with a per-customer host, such as ``https://{subdomain}.example.com/api``). ``headers`` are
     sent with every request of the connector, the built-in ``request`` included (``Accept``, an API
     version header...).
+
+    ``base_url_field`` names a connection field that, when set, replaces the whole base URL (an
+    OpenAI-compatible server at ``http://127.0.0.1:8080/v1`` instead of the real API): an absolute
+    http(s) URL without user info, query or fragment. The connection's auth goes to that origin
+    only, and the egress guard checks every request to it like any other.
     """
 
     def __init__(
@@ -160,6 +177,7 @@ class Connector:
         test_request: tuple[str, str] | None = None,
         docs_url: str | None = None,
         headers: typing.Mapping[str, str] | None = None,
+        base_url_field: str | None = None,
     ) -> None:
         if not isinstance(key, str) or not KEY_RE.match(key) or key in RESERVED_KEYS:
             raise ConnectorDefinitionError(
@@ -210,6 +228,12 @@ class Connector:
             or not all(isinstance(k, str) and k.strip() and isinstance(v, str) for k, v in headers.items())
         ):
             raise ConnectorDefinitionError(f"{where}: headers must map header names to string values")
+        if base_url_field is not None and (
+            not isinstance(base_url_field, str) or not base_url_field.isidentifier() or base_url is None
+        ):
+            raise ConnectorDefinitionError(
+                f"{where}: base_url_field must be a field name, and needs a default base_url"
+            )
         self.key = key
         self.version = version
         self.title = title.strip()
@@ -220,6 +244,7 @@ class Connector:
         self.test_request = test_request
         self.docs_url = docs_url
         self.headers: dict[str, str] = dict(headers or {})
+        self.base_url_field = base_url_field
         self._declared: dict[str, Operation] = {}
         self._builtin_request: Operation | None = None
 
@@ -478,8 +503,12 @@ class Connector:
         """The base URL with its ``{placeholders}`` filled from ``credentials``.
 
         Values must look like host labels (letters, digits, dots, hyphens) so a credential can never
-        move the base URL to another host or path.
+        move the base URL to another host or path. A connector declaring ``base_url_field`` takes the
+        connection's whole base URL from that field when it is set (checked, see the class docstring).
         """
+        override = (credentials or {}).get(self.base_url_field) if self.base_url_field else None
+        if override not in (None, ""):
+            return self._checked_override(override)
         if self.base_url is None or "{" not in self.base_url:
             return self.base_url
         from app.errors import StepError
@@ -498,6 +527,27 @@ class Connector:
             values[name] = value
         return self.base_url.format(**values)
 
+    def _checked_override(self, value: Any) -> str:
+        """A connection's replacement base URL, refused unless it is a plain absolute http(s) URL."""
+        from app.errors import StepError
+
+        problem = f"{self.key}: the connection's `{self.base_url_field}` must be an absolute http(s) URL"
+        if not isinstance(value, str):
+            raise StepError(problem, code="connection_invalid")
+        try:
+            url = httpx.URL(value.strip())
+        except httpx.InvalidURL:
+            raise StepError(problem, code="connection_invalid") from None
+        if url.scheme not in ("http", "https") or not _plain_host(url.host):
+            raise StepError(problem, code="connection_invalid")
+        if url.userinfo or url.query or url.fragment:
+            raise StepError(
+                f"{problem} without user info, query or fragment (put credentials in the connection's "
+                "other fields)",
+                code="connection_invalid",
+            )
+        return str(url).rstrip("/")
+
     def describe(self) -> dict[str, Any]:
         """JSON-able metadata: key, version, title, description, auth, operations and their schemas."""
         return {
@@ -506,6 +556,7 @@ class Connector:
             "title": self.title,
             "description": self.description,
             "base_url": self.base_url,
+            "base_url_field": self.base_url_field,
             "docs_url": self.docs_url,
             "auth": [item.describe() for item in self.auth],
             "auth_kinds": self.auth_kinds(),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -162,7 +163,24 @@ def _request_of(response: httpx.Response) -> httpx.Request | None:
         return None
 
 
-def raise_for_response(response: httpx.Response) -> None:
+def _explained(response: httpx.Response, explain: Callable[[Any], str | None]) -> str | None:
+    """``explain`` applied to the decoded JSON body; None when the body is not JSON or it finds nothing."""
+    try:
+        data = json.loads(response.content)
+    except (ValueError, httpx.ResponseNotRead):
+        return None
+    try:
+        text = explain(data)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        return None
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return " ".join(text.split())[:BODY_EXCERPT_CHARS]
+
+
+def raise_for_response(
+    response: httpx.Response, *, explain: Callable[[Any], str | None] | None = None
+) -> None:
     """Raise the typed error matching a non-2xx ``response``; return quietly on 2xx.
 
     401/403 → :class:`AuthFailed` (a 403 with ``X-RateLimit-Remaining: 0`` or a ``Retry-After`` header,
@@ -171,6 +189,10 @@ def raise_for_response(response: httpx.Response) -> None:
     5xx → :class:`UpstreamError` retryable as ``http_5xx``, anything else → :class:`UpstreamError`
     (not retryable). The message names the method, the URL without its query, the status and the
     upstream's own error message when the body has one.
+
+    ``explain`` reads an API's own error format from the decoded JSON body and returns the text to
+    show (``lambda body: body["error"]["message"]``, adding a code or type...); when it finds nothing
+    (or the body is not JSON), the generic ``message``/``error``/``detail`` lookup is used.
     """
     if response.is_success:
         return
@@ -180,7 +202,8 @@ def raise_for_response(response: httpx.Response) -> None:
     excerpt = _excerpt(response)
     reason = response.reason_phrase or ""
     message = f"{where} answered {status}{(' ' + reason) if reason else ''}"
-    upstream = _upstream_message(excerpt)
+    upstream = _explained(response, explain) if explain is not None else None
+    upstream = upstream or _upstream_message(excerpt)
     if upstream:
         message += f": {upstream}"
     details: dict[str, Any] = {"status": status, "body": excerpt}

@@ -12,11 +12,16 @@ credential never leaks to another host), the declared rate limit is honoured, th
 capped too (a gzip bomb stops at the same limit) and transport failures become typed step errors.
 The connection's secret values (``secrets``) are masked in ``httpx``'s log lines and in those errors
 (see :mod:`app.sdk.redaction`).
+
+A connector speaking another protocol (SMTP...) checks its destination with the same policy:
+``await ctx.http.egress_addresses(host, port)`` resolves the host once, refuses it like an HTTP
+destination would be refused, and returns the checked addresses to connect to (pinned).
 """
 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
@@ -32,6 +37,9 @@ from app.security.egress import EgressGuardTransport, EgressPolicy, PinnedHTTPTr
 USER_AGENT = "mashpipe/0.1 (+https://github.com/mashpipe)"
 DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30.0)
 MAX_REDIRECTS = 10
+
+# The egress policy of each client built by build_http_client, for non-HTTP destinations.
+_POLICIES: weakref.WeakKeyDictionary[httpx.AsyncClient, EgressPolicy] = weakref.WeakKeyDictionary()
 
 
 def _no_cookies() -> CookieJar:
@@ -55,7 +63,7 @@ def build_http_client(
     policy = EgressPolicy.from_settings(settings, resolver=resolver)
     inner = transport if transport is not None else PinnedHTTPTransport(policy, limits=DEFAULT_LIMITS)
     guard = EgressGuardTransport(inner, policy, max_response_bytes=settings.response_max_bytes)
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         transport=guard,
         timeout=httpx.Timeout(settings.http_timeout),
         follow_redirects=True,
@@ -64,6 +72,13 @@ def build_http_client(
         cookies=_no_cookies(),
         headers={"User-Agent": USER_AGENT},
     )
+    _POLICIES[client] = policy
+    return client
+
+
+def egress_policy_of(client: httpx.AsyncClient) -> EgressPolicy:
+    """The egress policy ``client`` was built with; the strictest one (nothing allow-listed) otherwise."""
+    return _POLICIES.get(client) or EgressPolicy()
 
 
 def map_transport_error(
@@ -143,6 +158,16 @@ class ConnectorHTTP:
                 code="invalid_url",
             )
         return self.base_url.copy_with(raw_path=self.base_url.raw_path + parsed.raw_path.lstrip(b"/"))
+
+    async def egress_addresses(self, host: str, port: int) -> list[str]:
+        """Resolve ``host`` once and check each address with the egress guard; the addresses to connect to.
+
+        For protocols other than HTTP (SMTP...): connect to one of the returned addresses (not to
+        ``host`` again, which could resolve elsewhere) and keep ``host`` for TLS verification.
+        Raises :class:`app.errors.EgressDenied` for a refused destination, :class:`ConnectionFailed`
+        when the name does not resolve.
+        """
+        return await egress_policy_of(self.client).resolve(host, port)
 
     def same_origin(self, url: httpx.URL) -> bool:
         """Whether ``url`` is on the base URL's origin (scheme, host, port); True without a base URL."""
