@@ -5,7 +5,8 @@ Frankfurter (https://frankfurter.dev) is free, open source and keyless; its publ
 
 * ``frankfurter.latest``: the latest rates of ``base`` against ``quotes`` (all when empty);
 * ``frankfurter.historical``: the rates on one date (the last published ones up to that date);
-* ``frankfurter.time_series``: every rate between two dates, optionally one row per week or month;
+* ``frankfurter.time_series``: every rate between two dates (or over the last N days), optionally
+  one row per week or month;
 * ``frankfurter.convert``: one pair's rate and ``amount`` converted;
 * ``frankfurter.currencies``: the currencies available.
 
@@ -75,17 +76,27 @@ class HistoricalParams(RatesParams):
 
 
 class TimeSeriesParams(RatesParams):
-    """Rates over a period."""
+    """Rates over a period: from ``start`` (to ``end``), or over the last ``days`` days."""
 
-    start: dt.date = Field(description="First date of the period (YYYY-MM-DD)")
+    start: dt.date | None = Field(default=None, description="First date of the period (YYYY-MM-DD)")
     end: dt.date | None = Field(default=None, description="Last date of the period (default: today)")
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3660,
+        description="Instead of start and end: the last N days, up to today (UTC)",
+    )
     group: Literal["day", "week", "month"] = Field(
         default="day", description="One row per published day, or per week or month"
     )
 
     @model_validator(mode="after")
-    def _ordered(self) -> TimeSeriesParams:
-        if self.end is not None and self.end < self.start:
+    def _one_period(self) -> TimeSeriesParams:
+        if (self.start is None) == (self.days is None):
+            raise ValueError("give either start (and optionally end) or days")
+        if self.days is not None and self.end is not None:
+            raise ValueError("end goes with start, not with days")
+        if self.start is not None and self.end is not None and self.end < self.start:
             raise ValueError("end must not be before start")
         return self
 
@@ -173,8 +184,14 @@ async def historical(ctx: Context, params: HistoricalParams) -> list[Rate]:
 
 @connector.action(title="Time series")
 async def time_series(ctx: Context, params: TimeSeriesParams) -> list[Rate]:
-    """Every rate of ``base`` between ``start`` and ``end``, oldest first; ``group`` thins it out."""
-    query = {**_query(params), "from": params.start.isoformat()}
+    """Every rate of ``base`` between ``start`` and ``end`` (or over the last ``days``), oldest first.
+
+    ``group`` thins the series out to one row per week or month.
+    """
+    start = params.start
+    if start is None:
+        start = ctx.now().date() - dt.timedelta(days=params.days or 0)
+    query = {**_query(params), "from": start.isoformat()}
     if params.end is not None:
         query["to"] = params.end.isoformat()
     if params.group != "day":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -93,6 +94,14 @@ async def test_time_series_sorted_oldest_first() -> None:
 
 
 @respx.mock
+async def test_time_series_over_the_last_days() -> None:
+    route = respx.get(f"{API}/rates").respond(json=SERIES)
+    clock = lambda: datetime(2025, 3, 9, 23, 30, tzinfo=UTC)  # noqa: E731
+    await run_action(frankfurter, "time_series", {"quotes": ["USD"], "days": 7}, clock=clock)
+    assert dict(route.calls.last.request.url.params) == {"base": "EUR", "quotes": "USD", "from": "2025-03-02"}
+
+
+@respx.mock
 async def test_convert() -> None:
     route = respx.get(f"{API}/rate/USD/JPY").respond(
         json={"date": "2025-03-07", "base": "USD", "quote": "JPY", "rate": 148.12}
@@ -176,6 +185,10 @@ async def test_unexpected_shapes() -> None:
         ("historical", {"date": "yesterday"}),
         ("time_series", {"start": "2025-03-04", "end": "2025-03-01"}),
         ("time_series", {"start": "2025-03-04", "group": "year"}),
+        ("time_series", {}),
+        ("time_series", {"start": "2025-03-04", "days": 3}),
+        ("time_series", {"days": 3, "end": "2025-03-04"}),
+        ("time_series", {"days": 0}),
         ("convert", {"quote": "USD", "amount": -1}),
         ("convert", {"base": "EUR"}),
     ],
