@@ -128,3 +128,33 @@ async def test_the_app_logs_a_generated_key_once(make_settings, app_runner, capl
         async with app_runner(settings) as (_, state):
             assert state.bootstrap.generated_key is None
     assert not any("API key" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_restart_runs_queued_runs_and_fails_interrupted_ones(make_settings, app_runner):
+    from app.runtime.pipelines import check_source, create_pipeline
+    from app.storage.repositories import RunRepo
+
+    settings = make_settings()
+    async with app_runner(settings) as (_, state):
+        account_id = state.bootstrap.account_id
+        source = VALID.format(name="again")
+        async with state.db.session() as session:
+            await create_pipeline(session, account_id, source, check_source(source, None, max_bytes=10_000))
+            await session.commit()
+        # recorded but never handed to the queue, as when a process dies right after recording
+        queued = await state.runs.create_run(account_id=account_id, pipeline_name="again", inputs={})
+        running = await state.runs.create_run(account_id=account_id, pipeline_name="again", inputs={})
+        async with state.db.session() as session:
+            await RunRepo(session).mark_running(running.id, datetime.now(UTC))
+            await session.commit()
+
+    async with app_runner(settings) as (_, state):
+        assert await state.runs.wait(queued.id, 30)
+        async with state.db.session() as session:
+            runs = RunRepo(session)
+            done = await runs.get_any(queued.id)
+            assert done.status == "succeeded"
+            assert done.outputs == {}
+            interrupted = await runs.get_any(running.id)
+            assert interrupted.status == "failed"
+            assert interrupted.error["code"] == "interrupted"
