@@ -221,13 +221,17 @@ class ConnectorHTTP:
                     request, auth=auth, stream=True, follow_redirects=follow_redirects
                 )
         except httpx.HTTPError as exc:
-            raise self._mapped(exc, request.method, request.url) from exc
+            mapped, masked = self._mapped(exc, request.method, request.url)
+            if masked:
+                raise mapped from None  # the httpx exception still names the secret
+            raise mapped from exc
 
-    def _mapped(self, exc: Exception, method: str, url: httpx.URL) -> Exception:
+    def _mapped(self, exc: Exception, method: str, url: httpx.URL) -> tuple[Exception, bool]:
+        """The typed error of ``exc`` with the connection's secrets masked; True when some were."""
         mapped = map_transport_error(exc, method=method, url=url)
-        if isinstance(mapped, StepError):
-            mask_error(mapped, self.secrets)
-        return mapped
+        masked = isinstance(mapped, StepError) and mask_error(mapped, self.secrets)
+        masked = masked or any(secret in str(exc) for secret in self.secrets)
+        return mapped, masked
 
     async def _read(self, response: httpx.Response) -> None:
         """Read the decoded body, failing once it passes ``max_response_bytes``."""
@@ -244,7 +248,10 @@ class ConnectorHTTP:
                     )
                 chunks.append(chunk)
         except httpx.HTTPError as exc:
-            raise self._mapped(exc, response.request.method, response.request.url) from exc
+            mapped, masked = self._mapped(exc, response.request.method, response.request.url)
+            if masked:
+                raise mapped from None
+            raise mapped from exc
         finally:
             await response.aclose()
         response._content = b"".join(chunks)
