@@ -9,6 +9,7 @@ CEL costs microseconds per key read; this module compiles that subset into Pytho
   ``==``/``!=``; not booleans) compare with numbers, strings with strings (code points),
   booleans with booleans, null equals null;
   ``==`` between different kinds of scalars is false (``true == 1`` is false in CEL too);
+* ``s.contains(t)``, ``s.startsWith(t)``, ``s.endsWith(t)`` take two strings;
 * ``a && b`` / ``a || b`` / ``!a`` take booleans; ``false && x`` is false and ``true || x`` is true
   whatever ``x`` is (CEL's logical operators absorb errors the same way).
 
@@ -195,10 +196,24 @@ class _Parser:
             text = string_literal_value(token)
             if text is None:
                 raise _NotSubset
-            return lambda item, index: text
+            return self.methods(lambda item, index: text)
         if token.kind == "ident" and token.text in ROOTS:
-            return _path(token.text, self.members(), self.variables)
+            return self.methods(_path(token.text, self.members(), self.variables))
         raise _NotSubset
+
+    def methods(self, receiver: Fn) -> Fn:
+        """``.contains(x)``, ``.startsWith(x)``, ``.endsWith(x)`` after a path or a string."""
+        while True:
+            token, name, opening = self.peek(), self.peek(1), self.peek(2)
+            if token is None or token.text != "." or name is None or opening is None or opening.text != "(":
+                return receiver
+            if name.text not in _METHODS:
+                raise _NotSubset
+            self.pos += 3
+            argument = self.disjunction()
+            if not self.take(")"):
+                raise _NotSubset
+            receiver = _method(_METHODS[name.text], receiver, argument)
 
     def members(self) -> tuple[str, ...]:
         keys: list[str] = []
@@ -209,7 +224,7 @@ class _Parser:
             if token.text == "." and following is not None and following.kind in ("ident", "keyword"):
                 after = self.peek(2)
                 if after is not None and after.text == "(":
-                    raise _NotSubset  # a method call
+                    return tuple(keys)  # a method call: see methods()
                 keys.append(following.text)
                 self.pos += 2
             elif token.text == "[" and following is not None:
@@ -261,6 +276,23 @@ def _or(left: Fn, right: Fn) -> Fn:
 
 def _not(operand: Fn) -> Fn:
     return lambda item, index: not _boolean(operand(item, index))
+
+
+_METHODS: dict[str, Callable[[str, str], bool]] = {
+    "contains": lambda text, part: part in text,
+    "startsWith": str.startswith,
+    "endsWith": str.endswith,
+}
+
+
+def _method(method: Callable[[str, str], bool], receiver: Fn, argument: Fn) -> Fn:
+    def call(item: Any, index: int) -> bool:
+        text, part = receiver(item, index), argument(item, index)
+        if type(text) is str and type(part) is str:
+            return method(text, part)
+        raise _FALLBACK
+
+    return call
 
 
 def _relation(op: str, left: Fn, right: Fn) -> Fn:

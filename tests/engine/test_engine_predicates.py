@@ -14,6 +14,7 @@ from app.pipelines.expressions import Scope, compile_expression
 VALUES = [0, 1, -1, 2.5, 250, 2**70, True, False, None, "spam", "a", "é", "", [1], {"x": 1}, float("nan")]
 OPERANDS = ['item.a', 'item.b', 'item.n.x', 'item["c"]', "index", "inputs.min", "inputs.nope", "1", "2.5",
             "-1", '"spam"', '"a"', "true", "false", "null", "item"]  # fmt: skip
+TEXTS = [*OPERANDS, "item.t"]
 RELATIONS = ["==", "!=", "<", "<=", ">", ">="]
 
 
@@ -24,6 +25,8 @@ def _item(rng: random.Random) -> object:
     for key in "abc":
         if rng.random() < 0.85:
             item[key] = rng.choice(VALUES)
+    if rng.random() < 0.8:
+        item["t"] = rng.choice(["spam and eggs", "a", "", "éa", "xspam", 3, None])
     if rng.random() < 0.7:
         item["n"] = {"x": rng.choice(VALUES)} if rng.random() < 0.8 else rng.choice(VALUES)
     return item
@@ -38,6 +41,9 @@ def _expression(rng: random.Random, depth: int = 0) -> str:
         return f"!({_expression(rng, depth + 1)})"
     if depth < 3 and roll < 0.42:
         return f"({_expression(rng, depth + 1)})"
+    if roll < 0.55:
+        method = rng.choice(["contains", "startsWith", "endsWith"])
+        return f"{rng.choice(TEXTS)}.{method}({rng.choice(TEXTS)})"
     # (A lone path is no predicate: pure paths have their own, documented, evaluation.)
     return f"{rng.choice(OPERANDS)} {rng.choice(RELATIONS)} {rng.choice(OPERANDS)}"
 
@@ -73,6 +79,17 @@ def test_random_predicates_agree_with_cel(seed):
             assert _same(ours, cel), (source, item, index, ours, cel)
             checked += 1
     assert checked == 150 * 12
+
+
+def test_string_methods():
+    fn = compile_predicate(
+        "item.t.contains(inputs.q) || item.t.startsWith('x') || 'abc'.endsWith(item.t)",
+        {"inputs": {"q": "py"}},
+    )
+    assert fn is not None
+    assert [fn({"t": t}, 0) for t in ("happy", "xyz", "bc", "zzz")] == [True, True, True, False]
+    with pytest.raises(Fallback):
+        fn({"t": 1}, 0)
 
 
 def test_plain_items_never_reach_cel():
@@ -114,7 +131,8 @@ def test_unsettled_cases_fall_back(item):
     [
         "size(item.a) > 1",
         "item.a + 1 > 2",
-        "item.title.contains('x')",
+        "item.title.size() > 1",
+        "item.title.matches('x')",
         "item.a in [1, 2]",
         "1 < 2 < 3",
         "item.a == 0x10",
