@@ -89,6 +89,8 @@ class AuthKind(ABC):
 
     kind: ClassVar[str]
     label: str
+    # False for credentials of another protocol (an SMTP server...), which no HTTP test_request checks.
+    verified_by_request: ClassVar[bool] = True
 
     @property
     @abstractmethod

@@ -181,14 +181,16 @@ def check_connector(connector: Connector) -> list[str]:
     Metadata present; every operation titled and documented, each parameter described; schemas
     JSON-serializable; polls declare ``dedupe``; a connector needing credentials declares a
     ``test_request`` so a connection can be verified (a connector whose only credentials are webhook
-    URLs is exempt: using one posts a message); webhooks return a list.
+    URLs is exempt: using one posts a message; so are credentials of another protocol, whose auth
+    kind sets ``verified_by_request = False``); webhooks return a list.
     """
     problems: list[str] = []
     if not isinstance(connector, Connector):
         return [f"{connector!r} is not a Connector"]
     if not connector.description:
         problems.append(f"{connector.key}: no description")
-    if any(kind.kind not in UNVERIFIABLE_AUTH for kind in connector.auth) and connector.test_request is None:
+    verifiable = [k for k in connector.auth if k.kind not in UNVERIFIABLE_AUTH and k.verified_by_request]
+    if verifiable and connector.test_request is None:
         problems.append(f"{connector.key}: declares auth but no test_request to verify a connection")
     for op in connector.operations.values():
         where = op.uses

@@ -167,3 +167,19 @@ async def test_egress_addresses_of_an_unknown_host() -> None:
     async with build_http_client(settings_for_tests(), resolver=failing) as client:
         with pytest.raises(ConnectionFailed, match=r"cannot resolve host nowhere\.example"):
             await ConnectorHTTP(client).egress_addresses("nowhere.example", 25)
+
+
+class OtherProtocol(BearerToken):
+    """Credentials that no HTTP request can check."""
+
+    kind = "other"
+    verified_by_request = False
+
+
+def test_check_connector_exempts_auth_kinds_not_verified_by_request() -> None:
+    from app.sdk.testing import check_connector
+
+    assert check_connector(make(auth=[OtherProtocol()])) == []
+    assert check_connector(make(auth=[BearerToken()])) == [
+        "demo: declares auth but no test_request to verify a connection"
+    ]
