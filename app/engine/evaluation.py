@@ -6,8 +6,9 @@
 * :class:`ValueTemplate` is a value from the file (``with``, ``to``, ``outputs``...) with its
   ``${{ }}`` compiled into evaluators; same two entry points; results are JSON values.
 
-Speed, measured on one core (see ``tests/engine/test_engine_perf.py``): a pure path such as
-``item.score`` never reaches CEL (~0.3 µs); other expressions run on one ``cel.Context`` per bound
+Speed, measured on one core: a pure path such as ``item.score`` never reaches CEL (~0.3 µs); a
+comparison predicate is evaluated in Python with CEL as the judge of unusual items (~1.5 µs, see
+:mod:`app.engine.predicates`); other expressions run on one ``cel.Context`` per bound
 step whose run-wide variables are converted once, with ``item``/``index`` given through the
 context's variable resolver (``Context.add_variable`` would rebuild the whole environment, all
 step outputs included, for every item), and only the members the expression reads are converted
