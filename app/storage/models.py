@@ -122,8 +122,9 @@ class Run(Base):
     """One execution of a pipeline revision.
 
     ``pipeline_name`` and ``revision`` (the revision number) are copied in, so listing runs
-    needs no join. The indexes serve keyset pagination newest first, per account, optionally
-    filtered by pipeline or by status; ``ix_runs_status`` serves recovery at start.
+    needs no join. The indexes serve keyset pagination newest first (``(created_at, id) <
+    cursor``) and the ``total`` count, per account, optionally filtered by pipeline and/or
+    status; ``ix_runs_status`` serves recovery at start, ``ix_runs_pipeline_id`` the cascade.
     """
 
     __tablename__ = "runs"
@@ -152,7 +153,12 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_account_id_created_at_id", "account_id", "created_at", "id"),
         Index(
-            "ix_runs_account_id_pipeline_id_created_at_id", "account_id", "pipeline_id", "created_at", "id"
+            "ix_runs_account_id_pipeline_id_created_at_id_status",
+            "account_id",
+            "pipeline_id",
+            "created_at",
+            "id",
+            "status",  # trailing: filters and counts by pipeline + status without reading rows
         ),
         Index("ix_runs_account_id_status_created_at_id", "account_id", "status", "created_at", "id"),
         Index("ix_runs_status", "status"),

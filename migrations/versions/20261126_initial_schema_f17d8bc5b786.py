@@ -109,9 +109,9 @@ def upgrade() -> None:
     # Keyset pagination of runs, newest first, per account and optionally by pipeline or status.
     op.create_index("ix_runs_account_id_created_at_id", "runs", ["account_id", "created_at", "id"])
     op.create_index(
-        "ix_runs_account_id_pipeline_id_created_at_id",
+        "ix_runs_account_id_pipeline_id_created_at_id_status",
         "runs",
-        ["account_id", "pipeline_id", "created_at", "id"],
+        ["account_id", "pipeline_id", "created_at", "id", "status"],
     )
     op.create_index(
         "ix_runs_account_id_status_created_at_id", "runs", ["account_id", "status", "created_at", "id"]
@@ -146,7 +146,7 @@ def downgrade() -> None:
     op.drop_index("ix_runs_status", table_name="runs")
     op.drop_index("ix_runs_pipeline_id", table_name="runs")
     op.drop_index("ix_runs_account_id_status_created_at_id", table_name="runs")
-    op.drop_index("ix_runs_account_id_pipeline_id_created_at_id", table_name="runs")
+    op.drop_index("ix_runs_account_id_pipeline_id_created_at_id_status", table_name="runs")
     op.drop_index("ix_runs_account_id_created_at_id", table_name="runs")
     op.drop_table("runs")
     op.drop_table("pipeline_revisions")

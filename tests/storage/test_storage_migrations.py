@@ -45,7 +45,7 @@ async def test_all_tables_and_stable_constraint_names(db):
     assert "alembic_version" in names
     assert {
         "ix_runs_account_id_created_at_id",
-        "ix_runs_account_id_pipeline_id_created_at_id",
+        "ix_runs_account_id_pipeline_id_created_at_id_status",
         "ix_runs_account_id_status_created_at_id",
         "ix_runs_status",
     } <= runs_indexes
@@ -183,3 +183,39 @@ async def test_schema_comparison_notices_drift():
     flat = [item[0] if isinstance(item, tuple) else item[0][0] for item in diff]
     assert "modify_type" in flat
     assert "add_index" in flat
+
+
+def _alembic(*argv: str) -> str:
+    """Run the ``alembic`` command line with the repository's alembic.ini; return what it printed."""
+    import io
+
+    from alembic.config import CommandLine, Config
+
+    command_line = CommandLine()
+    options = command_line.parser.parse_args(["-c", str(MIGRATIONS_DIR.parent / "alembic.ini"), *argv])
+    output = io.StringIO()
+    config = Config(file_=options.config[0], cmd_opts=options, stdout=output, output_buffer=output)
+    command_line.run_cmd(config, options)
+    return output.getvalue()
+
+
+def test_alembic_command_line_uses_the_ini_file(tmp_path):
+    """Developers run ``alembic`` from the repository root; the same migrations apply."""
+    import asyncio
+
+    url = f"sqlite:///{tmp_path / 'cli' / 'm.db'}"
+    _alembic("-x", f"url={url}", "upgrade", "head")
+    assert head_revision() in _alembic("-x", f"url={url}", "current")
+
+    async def check() -> list[object]:
+        database = Database(url)
+        try:
+            async with database.engine.connect() as connection:
+                return list(await connection.run_sync(_diff))
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(check()) == []
+    sql = _alembic("-x", f"url={url}", "upgrade", f"base:{head_revision()}", "--sql")
+    assert "CREATE TABLE runs" in sql
+    assert "CREATE INDEX ix_runs_account_id_created_at_id" in sql

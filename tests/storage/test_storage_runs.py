@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -133,6 +133,10 @@ async def test_list_pages_newest_first_with_total(session, account):
     assert ids == _newest_first(runs)
     assert totals == {23}
     assert pages == 5
+    everything, total, cursor = await RunRepo(session).list(account.id, limit=23)  # one full page
+    assert (len(everything), total, cursor) == (23, 23, None)
+    fewer, total, _ = await RunRepo(session).list(account.id, status="queued", limit=100)
+    assert (len(fewer), total) == (23, 23)
 
 
 async def test_list_filters_by_pipeline_and_status(session, account, other_account):
@@ -417,3 +421,18 @@ async def test_negative_cap_is_refused(session, account):
     run = await _run(session, account, pipeline)
     with pytest.raises(BadRequest):
         await RunRepo(session).upsert_step(run.id, StepResult(step_id="a"), -1)
+
+
+async def test_cursor_with_another_offset_means_the_same_instant(session, account):
+    import base64
+    import json as jsonlib
+
+    pipeline = await make_pipeline(session, account)
+    runs = await _many_runs(session, account, [pipeline], ["queued"], 5)
+    newest_first = sorted(runs, key=lambda run: (run.created_at, run.id), reverse=True)
+    pivot = newest_first[1]
+    paris = pivot.created_at.astimezone(timezone(timedelta(hours=2))).isoformat()
+    raw = jsonlib.dumps(["t", paris, pivot.id]).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    items, _, _ = await RunRepo(session).list(account.id, cursor=cursor)
+    assert [run.id for run in items] == [run.id for run in newest_first[2:]]

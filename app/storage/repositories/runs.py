@@ -6,7 +6,7 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, func, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,7 @@ from app.errors import BadRequest, MashpipeError, NotFound
 from app.storage.base import new_id, utcnow
 from app.storage.models import Pipeline, PipelineRevision, Run, StepRun
 from app.storage.repositories.cursor import check_limit, decode_time_id, encode_time_id
-from app.storage.types import dumps_json_bytes
+from app.storage.types import UTCDateTime, dumps_json_bytes
 
 MAX_PAGE = 1000
 PREVIEW_MAX_CHARS = 1024
@@ -157,12 +157,12 @@ class RunRepo:
                     decode_time_id(cursor)
                 return [], 0, None
             conditions.append(Run.pipeline_id == pipeline_id)
-        total = await self.session.scalar(select(func.count()).select_from(Run).where(*conditions)) or 0
+        filters = list(conditions)
         if cursor is not None:
             created_at, run_id = decode_time_id(cursor)
-            conditions.append(
-                or_(Run.created_at < created_at, and_(Run.created_at == created_at, Run.id < run_id))
-            )
+            # A row-value comparison: both SQLite and PostgreSQL turn it into an index range.
+            position = tuple_(literal(created_at, UTCDateTime()), literal(run_id, Run.id.type))
+            conditions.append(tuple_(Run.created_at, Run.id) < position)
         statement = (
             select(Run).where(*conditions).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)
         )
@@ -171,6 +171,10 @@ class RunRepo:
         if len(rows) > limit:
             last = rows[limit - 1]
             next_cursor = encode_time_id(last.created_at, last.id)
+        if cursor is None and len(rows) <= limit:
+            total = len(rows)  # the whole result fits in this page: no need to count
+        else:
+            total = await self.session.scalar(select(func.count()).select_from(Run).where(*filters)) or 0
         return rows[:limit], total, next_cursor
 
     async def mark_running(self, run_id: str, started_at: datetime) -> bool:
