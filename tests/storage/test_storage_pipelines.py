@@ -141,6 +141,18 @@ async def test_list_pages_by_name(session, account, other_account):
     assert last is None
 
 
+async def test_latest_revisions_of_a_page_in_one_go(session, account):
+    first = await make_pipeline(session, account, "first")
+    second = await make_pipeline(session, account, "second")
+    repo = PipelineRepo(session)
+    newer = await repo.add_revision(second, "version: 1\n# newer\n", {"v": 2})
+    await session.commit()
+    latest = await repo.latest_revisions([first, second])
+    assert {key: value.number for key, value in latest.items()} == {first.id: 1, second.id: 2}
+    assert latest[second.id].id == newer.id
+    assert await repo.latest_revisions([]) == {}
+
+
 async def test_list_with_exact_page_size_has_no_next_cursor(session, account):
     for name in ("a", "b"):
         await make_pipeline(session, account, name)

@@ -436,3 +436,31 @@ async def test_cursor_with_another_offset_means_the_same_instant(session, accoun
     cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
     items, _, _ = await RunRepo(session).list(account.id, cursor=cursor)
     assert [run.id for run in items] == [run.id for run in newest_first[2:]]
+
+
+async def test_concurrent_writers_do_not_trip_over_each_other(db, session, account):
+    """Many sessions writing at once (API + worker in one process) wait for each other, no 'locked'."""
+    import asyncio
+
+    pipeline = await make_pipeline(session, account)
+
+    async def worker(index: int) -> str:
+        async with db.session() as own:
+            run = await RunRepo(own).create(
+                account_id=account.id, pipeline=pipeline, revision=1, inputs={"i": index}, trigger={}
+            )
+            await own.commit()
+            for step in range(5):
+                result = StepResult(step_id=f"s{step}", status=StepStatus.SUCCEEDED, output={"i": index})
+                await RunRepo(own).upsert_step(run.id, result, 1000)
+                await own.commit()
+            assert await RunRepo(own).finish(run.id, "succeeded", {"i": index}, None, T0)
+            await own.commit()
+            return run.id
+
+    run_ids = await asyncio.gather(*(worker(index) for index in range(30)))
+    items, total, _ = await RunRepo(session).list(account.id, status="succeeded", limit=100)
+    assert total == 30
+    assert {run.id for run in items} == set(run_ids)
+    for run_id in run_ids[:3]:
+        assert len(await RunRepo(session).steps(run_id)) == 5

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -144,6 +145,23 @@ class PipelineRepo:
         if revision is None:
             raise NotFound(f"pipeline {pipeline.name!r} has no revision {pipeline.latest_revision}")
         return revision
+
+    async def latest_revisions(self, pipelines: Sequence[Pipeline]) -> dict[str, PipelineRevision]:
+        """The latest revision of each pipeline, by pipeline id, in one query (for list pages)."""
+        if not pipelines:
+            return {}
+        statement = (
+            select(PipelineRevision)
+            .join(
+                Pipeline,
+                and_(
+                    Pipeline.id == PipelineRevision.pipeline_id,
+                    Pipeline.latest_revision == PipelineRevision.number,
+                ),
+            )
+            .where(Pipeline.id.in_([pipeline.id for pipeline in pipelines]))
+        )
+        return {revision.pipeline_id: revision for revision in await self.session.scalars(statement)}
 
     async def list_revisions(self, pipeline_id: str) -> builtins.list[PipelineRevision]:
         """Every revision of the pipeline, newest first."""
