@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,13 @@ class Settings(BaseSettings):
         default=10_485_760, description="Largest upstream response body a connector may read."
     )
     http_timeout: float = Field(default=30.0, description="Default timeout, in seconds, for outbound HTTP.")
+    http_transport: Literal["httpx", "aiohttp"] = Field(
+        default="httpx",
+        description=(
+            "Transport of the outbound HTTP client: `httpx` (default) or `aiohttp` (faster under "
+            "concurrency; HTTP/1.1 only). Both keep the egress guard and pin connections."
+        ),
+    )
     max_concurrent_runs: int = Field(default=32, description="Runs executing at once in this process.")
     run_wait_max_seconds: float = Field(
         default=30.0,

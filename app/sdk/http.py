@@ -32,7 +32,13 @@ from app.errors import EgressDenied, StepError, StepTimeout
 from app.sdk.errors import ConnectionFailed, InvalidResponse, UpstreamError, describe_url, raise_for_response
 from app.sdk.ratelimit import RateLimiter
 from app.sdk.redaction import install_log_redaction, mask_error, secrets_in_scope
-from app.security.egress import EgressGuardTransport, EgressPolicy, PinnedHTTPTransport, Resolver
+from app.security.egress import (
+    EgressGuardTransport,
+    EgressPolicy,
+    PinnedHTTPTransport,
+    Resolver,
+    aiohttp_transport,
+)
 
 USER_AGENT = "mashpipe/0.1 (+https://github.com/mashpipe)"
 DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30.0)
@@ -55,13 +61,18 @@ def build_http_client(
 ) -> httpx.AsyncClient:
     """The process-wide outbound client (see the module docstring).
 
-    ``transport`` replaces the inner transport (default: :class:`PinnedHTTPTransport`, which pins
-    connections; ``app.security.egress.aiohttp_transport`` pins too); the egress guard wraps it
-    either way. ``resolver`` replaces the system DNS resolver (tests).
+    The inner transport is ``transport`` when given, else the one ``settings.http_transport`` names:
+    ``httpx`` (:class:`PinnedHTTPTransport`) or ``aiohttp`` (``aiohttp_transport``, faster under
+    concurrency); both pin connections to checked addresses, and the egress guard wraps either.
+    ``resolver`` replaces the system DNS resolver (tests).
     """
     install_log_redaction()  # secrets in request URLs never reach httpx's log lines
     policy = EgressPolicy.from_settings(settings, resolver=resolver)
-    inner = transport if transport is not None else PinnedHTTPTransport(policy, limits=DEFAULT_LIMITS)
+    inner = transport
+    if inner is None and getattr(settings, "http_transport", "httpx") == "aiohttp":
+        inner = aiohttp_transport(policy, limits=DEFAULT_LIMITS)
+    if inner is None:
+        inner = PinnedHTTPTransport(policy, limits=DEFAULT_LIMITS)
     guard = EgressGuardTransport(inner, policy, max_response_bytes=settings.response_max_bytes)
     client = httpx.AsyncClient(
         transport=guard,

@@ -67,6 +67,7 @@ _V6_BLOCKS: tuple[tuple[str, str], ...] = (
     ("100::/64", "reserved (discard)"),
     ("2001:db8::/32", "reserved (documentation)"),
     ("2001::/23", "reserved (IETF protocol assignments)"),
+    ("3fff::/20", "reserved (documentation)"),
     ("fc00::/7", "unique local"),
     ("fe80::/10", "link-local"),
     ("fec0::/10", "site-local"),

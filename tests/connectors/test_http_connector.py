@@ -255,11 +255,9 @@ async def test_end_to_end_refused_without_allowlist(upstream: str) -> None:
 
 
 async def test_end_to_end_through_aiohttp_transport(upstream: str) -> None:
-    from app.security.egress import EgressPolicy, aiohttp_transport
-
-    settings = settings_for_tests(egress_allow="127.0.0.1/32")
-    transport = aiohttp_transport(EgressPolicy.from_settings(settings))
-    async with build_http_client(settings, transport=transport) as client:
+    settings = settings_for_tests(egress_allow="127.0.0.1/32", http_transport="aiohttp")
+    async with build_http_client(settings) as client:
+        assert type(client._transport.inner).__name__ == "AiohttpTransport"  # type: ignore[attr-defined]
         caller = ConnectorCaller(Registry.from_connectors([http_connector]), client, settings)
         out = await caller(call("http.get_json", {"url": f"{upstream}/items", "query": {"limit": 1}}))
     assert out == [{"id": 0, "name": "item 0"}]
