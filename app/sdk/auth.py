@@ -300,6 +300,7 @@ class WebhookUrl(AuthKind):
     """
 
     kind = "webhook_url"
+    verified_by_request = False  # the only use of a webhook URL posts a message
 
     def __init__(self, *, hosts: Sequence[str], label: str = "Webhook URL") -> None:
         if isinstance(hosts, str) or not hosts or not all(isinstance(h, str) and h for h in hosts):

@@ -163,10 +163,6 @@ async def run_webhook(
     return items
 
 
-# Auth kinds whose connection cannot be checked by a request of its own (using a webhook URL posts).
-UNVERIFIABLE_AUTH = frozenset({"none", "webhook_url"})
-
-
 def _undocumented_fields(schema: dict[str, Any], where: str) -> list[str]:
     problems = []
     for field, spec in (schema.get("properties") or {}).items():
@@ -180,16 +176,16 @@ def check_connector(connector: Connector) -> list[str]:
 
     Metadata present; every operation titled and documented, each parameter described; schemas
     JSON-serializable; polls declare ``dedupe``; a connector needing credentials declares a
-    ``test_request`` so a connection can be verified (a connector whose only credentials are webhook
-    URLs is exempt: using one posts a message; so are credentials of another protocol, whose auth
-    kind sets ``verified_by_request = False``); webhooks return a list.
+    ``test_request`` so a connection can be verified (except for auth kinds setting
+    ``verified_by_request = False``: webhook URLs, whose only use posts a message, and credentials of
+    another protocol); webhooks return a list.
     """
     problems: list[str] = []
     if not isinstance(connector, Connector):
         return [f"{connector!r} is not a Connector"]
     if not connector.description:
         problems.append(f"{connector.key}: no description")
-    verifiable = [k for k in connector.auth if k.kind not in UNVERIFIABLE_AUTH and k.verified_by_request]
+    verifiable = [k for k in connector.auth if k.kind != "none" and k.verified_by_request]
     if verifiable and connector.test_request is None:
         problems.append(f"{connector.key}: declares auth but no test_request to verify a connection")
     for op in connector.operations.values():
