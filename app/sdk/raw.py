@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from app.errors import StepError
 from app.sdk.context import Context, decode_json
 from app.sdk.errors import raise_for_response
+from app.sdk.redaction import mask
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 Scalar = str | int | float | bool
@@ -112,4 +113,6 @@ async def raw_request(ctx: Context, params: RawRequest) -> HttpResponse:
     response = await params.send(ctx, url)
     if params.raise_for_status:
         raise_for_response(response)
-    return response_output(response)
+    output = response_output(response)
+    output.url = mask(output.url, ctx.http.secrets)  # a token in the path must not land in the run
+    return output

@@ -206,6 +206,15 @@ async def test_error_cases(case: ErrorCase) -> None:
 
 
 @respx.mock
+async def test_raw_request_reuses_the_path_token_and_hides_it() -> None:
+    route = respx.get(f"{API}/getMe").respond(json={"ok": True, "result": {"id": 7000, "is_bot": True}})
+    out = await run_action(telegram, "request", {"path": "/getMe"}, credentials=BOT)
+    assert route.called
+    assert out["url"] == "https://api.telegram.org/bot***/getMe"
+    assert out["body"]["result"]["id"] == 7000
+
+
+@respx.mock
 async def test_answers_without_ok_are_invalid() -> None:
     respx.post(f"{API}/sendMessage").respond(json={"result": {}})
     with pytest.raises(InvalidResponse, match="without `ok`"):

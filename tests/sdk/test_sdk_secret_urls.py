@@ -93,6 +93,14 @@ async def test_path_token_goes_in_the_path_and_headers_are_sent() -> None:
 
 
 @respx.mock
+async def test_the_raw_request_output_does_not_show_the_token() -> None:
+    respx.get(f"https://api.bot.test/bot{TOKEN}/getMe").respond(json={"ok": True})
+    out = await run_action(bot(), "request", {"path": "/getMe"}, credentials={"token": TOKEN})
+    assert out["url"] == "https://api.bot.test/bot***/getMe"
+    assert out["body"] == {"ok": True}
+
+
+@respx.mock
 async def test_path_token_is_masked_in_errors_and_logs(caplog: pytest.LogCaptureFixture) -> None:
     respx.get(f"https://api.bot.test/bot{TOKEN}/getMe").respond(404, json={"description": "Not Found"})
     caplog.set_level(logging.DEBUG)
