@@ -28,7 +28,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.errors import MashpipeError
-from app.storage.migrate import alembic_config
+from app.storage.migrate import alembic_config, alembic_lock
 from app.storage.types import dumps_json, loads_json
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -120,11 +120,16 @@ class Database:
 
     async def upgrade(self, revision: str = "head") -> None:
         """Run ``alembic upgrade`` (to ``head`` by default) on this database."""
-        async with self.engine.begin() as connection:
+        async with alembic_lock(), self.engine.begin() as connection:
             await connection.run_sync(self._upgrade_sync, revision)
 
     def _upgrade_sync(self, connection: Connection, revision: str) -> None:
-        if self.backend == "postgresql":
+        # Processes starting together (server, worker) must not migrate at the same time: take the
+        # database's write lock (SQLite) or an advisory lock (PostgreSQL) for the whole upgrade,
+        # which also makes it atomic.
+        if self.backend == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif self.backend == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_ID})
         command.upgrade(alembic_config(connection=connection), revision)
 

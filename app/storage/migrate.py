@@ -7,6 +7,8 @@ installed as a (non-editable) package.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 
 from alembic.config import Config
@@ -17,6 +19,22 @@ import migrations
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 """Folder holding ``env.py``, ``script.py.mako`` and ``versions/``."""
+
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def alembic_lock() -> asyncio.Lock:
+    """The lock of the running event loop around Alembic commands.
+
+    Alembic keeps its migration context in module globals, so two upgrades interleaving on one
+    event loop (e.g. of two databases) would mix them up.
+    """
+    loop = asyncio.get_running_loop()
+    lock = _LOCKS.get(loop)
+    if lock is None:
+        lock = _LOCKS[loop] = asyncio.Lock()
+    return lock
+
 
 FILE_TEMPLATE = "%%(year)d%%(month).2d%%(day).2d_%%(slug)s_%%(rev)s"
 """New migration files are named ``YYYYMMDD_slug_rev.py``."""

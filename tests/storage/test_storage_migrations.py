@@ -219,3 +219,47 @@ def test_alembic_command_line_uses_the_ini_file(tmp_path):
     sql = _alembic("-x", f"url={url}", "upgrade", f"base:{head_revision()}", "--sql")
     assert "CREATE TABLE runs" in sql
     assert "CREATE INDEX ix_runs_account_id_created_at_id" in sql
+
+
+async def test_concurrent_upgrades_in_one_process(database_url, tmp_path):
+    import asyncio
+
+    same = [Database(database_url) for _ in range(3)]
+    others = [Database(f"sqlite+aiosqlite:///{tmp_path / 'other' / f'{index}.db'}") for index in range(2)]
+    try:
+        await asyncio.gather(*(database.upgrade() for database in same + others))
+        for database in same + others:
+            assert await database.current_revision() == head_revision()
+    finally:
+        for database in same + others:
+            await database.dispose()
+
+
+@pytest.mark.slow
+def test_concurrent_upgrades_from_several_processes(database_url):
+    """Server and worker starting together: one migrates, the others wait and find it done."""
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, sys\n"
+        "from app.storage import Database\n"
+        "async def main():\n"
+        "    database = Database(sys.argv[1])\n"
+        "    await database.upgrade()\n"
+        "    print(await database.current_revision())\n"
+        "    await database.dispose()\n"
+        "asyncio.run(main())\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, database_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [process.communicate(timeout=60) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], [err for _, err in results]
+    assert {out.strip() for out, _ in results} == {head_revision()}
