@@ -85,7 +85,10 @@ class Database:
         self.backend: str = self.url.get_backend_name()
         path = sqlite_file(self.url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise MashpipeError(f"cannot create the database folder {path.parent}: {exc}") from None
         options: dict[str, Any] = {
             "echo": echo,
             "json_serializer": dumps_json,

@@ -139,6 +139,13 @@ def test_bad_urls_are_clear_errors():
         Database("nosuchdb+nodriver://x/y")
 
 
+def test_unusable_sqlite_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(MashpipeError, match="cannot create the database folder"):
+        Database(f"sqlite:///{blocker / 'sub' / 'm.db'}")
+
+
 def test_repr_hides_password():
     database = Database("postgresql://user:hunter2@127.0.0.1/db")
     assert "hunter2" not in repr(database)
