@@ -72,7 +72,8 @@ async def list_pipelines(
     """The account's pipelines, by name."""
     repo = PipelineRepo(session)
     pipelines, next_cursor = await repo.list(account.id, limit, cursor)
-    items = [pipeline_summary(p, await repo.latest_revision(p)) for p in pipelines]
+    latest = await repo.latest_revisions(pipelines)
+    items = [pipeline_summary(p, latest[p.id]) for p in pipelines if p.id in latest]
     return Page[PipelineSummary](items=items, total=await repo.count(account.id), next_cursor=next_cursor)
 
 

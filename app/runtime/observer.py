@@ -52,9 +52,7 @@ class StorageObserver:
             batch, self._pending = self._pending, {}
             try:
                 async with self._db.session() as session:
-                    runs = RunRepo(session)
-                    for result in batch.values():
-                        await runs.upsert_step(self._run_id, result, self._max_output_bytes)
+                    await RunRepo(session).upsert_steps(self._run_id, batch.values(), self._max_output_bytes)
                     await session.commit()
                 self.batches += 1
             except NotFound:

@@ -213,8 +213,7 @@ class RunService:
             steps = await observer.drain() if observer is not None else []
             async with self._db.session() as session:
                 runs = RunRepo(session)
-                for step in steps:
-                    await runs.upsert_step(run_id, step, self._settings.step_output_max_bytes)
+                await runs.upsert_steps(run_id, steps, self._settings.step_output_max_bytes)
                 await runs.finish(run_id, status, outputs, error, _now())
                 await session.commit()
         except NotFound:

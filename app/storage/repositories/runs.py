@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -221,28 +222,8 @@ class RunRepo:
         ``{"truncated": true, "size": N, "preview": ...}`` with ``output_truncated``; the logs are
         capped to the same size.
         """
-        if max_output_bytes < 0:
-            raise BadRequest("max_output_bytes must not be negative")
-        output, truncated = cap_output(step_result.output, max_output_bytes)
-        values: dict[str, Any] = {
-            "status": StepStatus(step_result.status).value,
-            "attempts": step_result.attempts,
-            "started_at": step_result.started_at,
-            "finished_at": step_result.finished_at,
-            "duration_ms": step_result.duration_ms,
-            "output": output,
-            "output_truncated": truncated,
-            "error": _error_dict(step_result.error),
-            "logs": cap_logs(list(step_result.logs), max_output_bytes),
-        }
-        dialect = self.session.get_bind().dialect.name
-        insert: Any
-        if dialect == "sqlite":
-            insert = sqlite.insert
-        elif dialect == "postgresql":
-            insert = postgresql.insert
-        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-            raise MashpipeError(f"unsupported database dialect {dialect!r}")
+        values = _step_values(step_result, max_output_bytes)
+        insert = self._insert()
         statement = insert(StepRun).values(id=new_id(), run_id=run_id, step_id=step_result.step_id, **values)
         statement = statement.on_conflict_do_update(
             index_elements=[StepRun.run_id, StepRun.step_id],
@@ -257,6 +238,62 @@ class RunRepo:
         if step is None:  # pragma: no cover - RETURNING always yields the row
             raise NotFound(f"run {run_id!r} not found")
         return step
+
+    async def upsert_steps(
+        self, run_id: str, step_results: Iterable[StepResult], max_output_bytes: int
+    ) -> None:
+        """Like :meth:`upsert_step` for several steps of the run, in one statement that returns nothing
+        (no row is read back: the run service writes step states in batches and never reads them).
+        When a step comes more than once, its last state wins."""
+        rows = [
+            {
+                "id": new_id(),
+                "run_id": run_id,
+                "step_id": result.step_id,
+                **_step_values(result, max_output_bytes),
+            }
+            for result in step_results
+        ]
+        if not rows:
+            return
+        statement = self._insert()(StepRun).values(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=[StepRun.run_id, StepRun.step_id],
+            set_={
+                name: statement.excluded[name] for name in rows[0] if name not in ("id", "run_id", "step_id")
+            },
+        )
+        try:
+            await self.session.execute(statement)
+        except IntegrityError:
+            raise NotFound(f"run {run_id!r} not found") from None
+
+    def _insert(self) -> Any:
+        """The dialect's INSERT construct (with ON CONFLICT support)."""
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "sqlite":
+            return sqlite.insert
+        if dialect == "postgresql":
+            return postgresql.insert
+        raise MashpipeError(f"unsupported database dialect {dialect!r}")  # pragma: no cover
+
+
+def _step_values(step_result: StepResult, max_output_bytes: int) -> dict[str, Any]:
+    """The stored columns of a step state (output and logs capped to ``max_output_bytes``)."""
+    if max_output_bytes < 0:
+        raise BadRequest("max_output_bytes must not be negative")
+    output, truncated = cap_output(step_result.output, max_output_bytes)
+    return {
+        "status": StepStatus(step_result.status).value,
+        "attempts": step_result.attempts,
+        "started_at": step_result.started_at,
+        "finished_at": step_result.finished_at,
+        "duration_ms": step_result.duration_ms,
+        "output": output,
+        "output_truncated": truncated,
+        "error": _error_dict(step_result.error),
+        "logs": cap_logs(list(step_result.logs), max_output_bytes),
+    }
 
 
 __all__ = ["RunRepo", "cap_logs", "cap_output"]
