@@ -168,6 +168,12 @@ async def test_invalid_params(caller: ConnectorCaller) -> None:
     assert all("input" not in d for d in exc.details)
 
 
+async def test_params_must_be_an_object(caller: ConnectorCaller) -> None:
+    with pytest.raises(StepError, match=r"demo\.list_issues: `with` must be an object, got list") as caught:
+        await caller(call("demo.list_issues", [1, 2]))  # type: ignore[arg-type]
+    assert caught.value.code == "invalid_params"
+
+
 @pytest.mark.parametrize(
     ("uses", "code", "message"),
     [
