@@ -56,6 +56,33 @@ class Settings(BaseSettings):
         default=10_485_760, description="Largest upstream response body a connector may read."
     )
     http_timeout: float = Field(default=30.0, description="Default timeout, in seconds, for outbound HTTP.")
+    http_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description=(
+            "Retries of one connector call's idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE, or any "
+            "request with an Idempotency-Key) answered 429/500/502/503/504 or failing to connect, shared "
+            "by every request of the call. Only a step's first attempt retries inside the SDK; a step's own "
+            "`retry:` handles the rest, so the two add up instead of multiplying."
+        ),
+    )
+    http_retry_max_wait: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Longest wait, in seconds, before an SDK retry. An upstream asking (Retry-After) for longer is "
+            "not retried inside the call: the step fails as rate limited and its `retry:` decides."
+        ),
+    )
+    http_cache_max_bytes: int = Field(
+        default=33_554_432,
+        ge=0,
+        description=(
+            "Memory for the HTTP cache of connectors that opt in (`cache=HttpCache(...)`); responses are "
+            "kept per connection. 0 turns caching off."
+        ),
+    )
     http_transport: Literal["httpx", "aiohttp"] = Field(
         default="httpx",
         description=(

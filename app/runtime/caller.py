@@ -4,7 +4,9 @@ For each ``OperationCall`` it finds the operation in the registry, resolves the 
 into credentials, validates the params, builds the ``Context`` (connector-scoped HTTP client with
 the connection's auth, the step's log), calls the operation and returns its output as JSON values.
 Every failure is a ``StepError`` with a precise message; ``retry_kind`` says whether the engine may
-retry it. See ``app.sdk.invoke`` for the exact mapping.
+retry it. See ``app.sdk.invoke`` for the exact mapping. Idempotent requests are retried inside a
+step's first attempt per ``settings.http_retries`` (see ``app.sdk.retries`` for how that adds up with
+the step's own ``retry:``).
 
 Connections: ``connections`` is an async resolver ``(account_id, name) -> credentials | None``.
 Stored connections come later; until then a step naming a connection fails clearly. Bind a caller
@@ -24,6 +26,7 @@ from app.registry import Registry
 from app.sdk.connector import Connector, Operation
 from app.sdk.invoke import CallOptions, PollResult, invoke_action, invoke_poll
 from app.sdk.ratelimit import RateLimiter
+from app.sdk.retries import RetryPolicy
 
 ConnectionResolver = Callable[[str | None, str], Awaitable[Mapping[str, Any] | None]]
 
@@ -120,6 +123,7 @@ class ConnectorCaller:
             attempt=attempt,
             limiter=self._limiter(connector, connection),
             limiter_name=f"{connector.key} connection {connection}" if connection else connector.key,
+            retry=RetryPolicy.from_settings(self.settings),
         )
 
     async def __call__(self, call: OperationCall) -> Any:

@@ -28,6 +28,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from app.sdk.auth import AuthKind, NoAuth
+from app.sdk.cache import HttpCache
 from app.sdk.context import Context
 from app.sdk.errors import ConnectorDefinitionError
 from app.sdk.ratelimit import RateLimit
@@ -82,6 +83,7 @@ class Operation:
     verify: WebhookVerifier | None = None
     builtin: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    cache: HttpCache | Literal[False] | None = None  # None: the connector's cache; False: never cached
 
     @property
     def uses(self) -> str:
@@ -162,6 +164,8 @@ class Connector:
     OpenAI-compatible server at ``http://127.0.0.1:8080/v1`` instead of the real API): an absolute
     http(s) URL without user info, query or fragment. The connection's auth goes to that origin
     only, and the egress guard checks every request to it like any other.
+
+    ``cache=HttpCache(ttl=...)`` caches the GET answers of every action (opt-in; see :mod:`app.sdk.cache`).
     """
 
     def __init__(
@@ -178,6 +182,7 @@ class Connector:
         docs_url: str | None = None,
         headers: typing.Mapping[str, str] | None = None,
         base_url_field: str | None = None,
+        cache: HttpCache | None = None,
     ) -> None:
         if not isinstance(key, str) or not KEY_RE.match(key) or key in RESERVED_KEYS:
             raise ConnectorDefinitionError(
@@ -234,8 +239,11 @@ class Connector:
             raise ConnectorDefinitionError(
                 f"{where}: base_url_field must be a field name, and needs a default base_url"
             )
+        if cache is not None and not isinstance(cache, HttpCache):
+            raise ConnectorDefinitionError(f"{where}: cache must be an HttpCache(ttl=...), got {cache!r}")
         self.key = key
         self.version = version
+        self.cache = cache
         self.title = title.strip()
         self.description = description.strip()
         self.base_url = base_url
@@ -270,11 +278,22 @@ class Connector:
 
     # -- declaring operations -------------------------------------------------------------------
 
-    def action(self, *, title: str | None = None) -> Callable[[F], F]:
-        """Declare an action: ``async def name(ctx: Context, params: Model) -> Output``."""
+    def action(
+        self, *, title: str | None = None, cache: HttpCache | Literal[False] | None = None
+    ) -> Callable[[F], F]:
+        """Declare an action: ``async def name(ctx: Context, params: Model) -> Output``.
+
+        ``cache=HttpCache(ttl=...)`` caches the action's GET answers (see :mod:`app.sdk.cache`);
+        ``cache=False`` opts it out of the connector's ``cache``.
+        """
+        if cache is not None and cache is not False and not isinstance(cache, HttpCache):
+            raise ConnectorDefinitionError(
+                f"connector {self.key!r}, action: cache must be HttpCache(ttl=...) or False, got {cache!r}"
+            )
 
         def register(func: F) -> F:
             self._register(func, kind="action", title=title, dedupe=None, localns=_caller_locals())
+            self._declared[func.__name__].cache = cache
             return func
 
         return register
@@ -494,6 +513,12 @@ class Connector:
     def webhooks(self) -> list[Operation]:
         """Webhooks (inbound calls turned into items), in declaration order."""
         return [op for op in self._declared.values() if op.kind == "webhook"]
+
+    def cache_for(self, operation: Operation) -> HttpCache | None:
+        """The cache an operation's requests use: its own, else the connector's (actions only)."""
+        if operation.kind != "action" or operation.builtin or operation.cache is False:
+            return None
+        return operation.cache or self.cache
 
     def auth_kinds(self) -> list[str]:
         """The kinds of auth accepted (``["oauth2", "bearer"]``)."""

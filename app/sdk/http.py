@@ -29,11 +29,12 @@ from typing import Any
 import httpx
 
 from app.errors import EgressDenied, StepError, StepTimeout
+from app.sdk.cache import CACHE_EXTENSION, CACHEABLE_METHODS, HttpCache, guard_transport
 from app.sdk.errors import ConnectionFailed, InvalidResponse, UpstreamError, describe_url, raise_for_response
 from app.sdk.ratelimit import RateLimiter
 from app.sdk.redaction import install_log_redaction, mask_error, secrets_in_scope
+from app.sdk.retries import RetryBudget
 from app.security.egress import (
-    EgressGuardTransport,
     EgressPolicy,
     PinnedHTTPTransport,
     Resolver,
@@ -73,7 +74,12 @@ def build_http_client(
         inner = aiohttp_transport(policy, limits=DEFAULT_LIMITS)
     if inner is None:
         inner = PinnedHTTPTransport(policy, limits=DEFAULT_LIMITS)
-    guard = EgressGuardTransport(inner, policy, max_response_bytes=settings.response_max_bytes)
+    guard = guard_transport(  # with the opt-in cache of app.sdk.cache; unmarked requests bypass it
+        inner,
+        policy,
+        max_response_bytes=settings.response_max_bytes,
+        cache_bytes=getattr(settings, "http_cache_max_bytes", 0),
+    )
     client = httpx.AsyncClient(
         transport=guard,
         timeout=httpx.Timeout(settings.http_timeout),
@@ -142,8 +148,12 @@ class ConnectorHTTP:
         limiter_name: str = "this connection",
         headers: dict[str, str] | None = None,
         secrets: Iterable[str] = (),
+        retry: RetryBudget | None = None,
+        cache: HttpCache | None = None,
     ) -> None:
         self.client = client
+        self.retry = retry  # retries of idempotent requests (app.sdk.retries); None: none
+        self.cache = cache  # opt-in caching of GET/HEAD answers (app.sdk.cache); None: none
         self.secrets = tuple(secrets)
         self.base_url = httpx.URL(base_url) if base_url else None
         if self.base_url is not None and not self.base_url.raw_path.endswith(b"/"):
@@ -226,6 +236,8 @@ class ConnectorHTTP:
         if self.limiter is not None:
             await self.limiter.acquire(what=self._limiter_name)
         auth = self.auth if self.auth is not None and self.same_origin(request.url) else None
+        if self.cache is not None and request.method in CACHEABLE_METHODS:
+            request.extensions = {**request.extensions, CACHE_EXTENSION: self.cache}
         try:
             with secrets_in_scope(self.secrets):
                 return await self.client.send(
@@ -236,6 +248,12 @@ class ConnectorHTTP:
             if masked:
                 raise mapped from None  # the httpx exception still names the secret
             raise mapped from exc
+
+    async def _send_retrying(self, request: httpx.Request, *, follow_redirects: Any) -> httpx.Response:
+        """:meth:`_send`, retried on 429/5xx/connection failures when the call has a retry budget."""
+        if self.retry is None:
+            return await self._send(request, follow_redirects=follow_redirects)
+        return await self.retry.send(request, lambda: self._send(request, follow_redirects=follow_redirects))
 
     def _mapped(self, exc: Exception, method: str, url: httpx.URL) -> tuple[Exception, bool]:
         """The typed error of ``exc`` with the connection's secrets masked; True when some were."""
@@ -293,7 +311,7 @@ class ConnectorHTTP:
             files=files,
             timeout=timeout,
         )
-        response = await self._send(request, follow_redirects=follow_redirects)
+        response = await self._send_retrying(request, follow_redirects=follow_redirects)
         await self._read(response)
         return response
 
@@ -302,7 +320,7 @@ class ConnectorHTTP:
         """Send a request and yield the response unread (iterate ``aiter_bytes()``); closed on exit."""
         follow_redirects = kwargs.pop("follow_redirects", httpx.USE_CLIENT_DEFAULT)
         request = self.build_request(method, url, **kwargs)
-        response = await self._send(request, follow_redirects=follow_redirects)
+        response = await self._send_retrying(request, follow_redirects=follow_redirects)
         try:
             yield response
         finally:

@@ -34,6 +34,7 @@ from app.sdk.errors import InvalidResponse
 from app.sdk.http import ConnectorHTTP, map_transport_error
 from app.sdk.ratelimit import RateLimiter
 from app.sdk.redaction import mask_error, secret_values
+from app.sdk.retries import RetryPolicy
 from app.sdk.webhooks import (
     WebhookPayloadInvalid,
     WebhookRequest,
@@ -69,6 +70,7 @@ class CallOptions:
     limiter_name: str = "this connection"
     clock: Callable[[], datetime] | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
+    retry: RetryPolicy | None = None  # SDK retries of idempotent requests (app.sdk.retries); None: none
 
 
 def pydantic_problems(exc: ValidationError) -> list[dict[str, Any]]:
@@ -114,6 +116,9 @@ def build_context(connector: Connector, operation: Operation, options: CallOptio
     public = [f.name for f in kind.fields if not f.secret]
     if connector.base_url:  # base URL placeholders are host labels, shown in every URL anyway
         public += [name for _, name, _, _ in string.Formatter().parse(connector.base_url) if name]
+    log = StepLog(options.log, name=f"mashpipe.connectors.{connector.key}", secrets=secrets)
+    retry = options.retry
+    budget = retry.budget(attempt=options.attempt, note=log.warning) if retry is not None else None
     http = ConnectorHTTP(
         options.http_client,
         base_url=connector.base_url_for(options.credentials),
@@ -123,8 +128,9 @@ def build_context(connector: Connector, operation: Operation, options: CallOptio
         limiter_name=options.limiter_name,
         headers={**connector.headers, **options.extra_headers},
         secrets=secret_values(options.credentials, public=public),
+        retry=budget,
+        cache=connector.cache_for(operation),
     )
-    log = StepLog(options.log, name=f"mashpipe.connectors.{connector.key}", secrets=secrets)
     return Context(
         connector=connector.key,
         operation=operation.name,

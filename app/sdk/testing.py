@@ -17,7 +17,10 @@
 
 ``run_action`` / ``run_poll`` use the server's client stack (:func:`app.sdk.build_http_client`: egress
 guard, size cap, pinned transport; respx intercepts below it) and the platform's invocation (param
-validation, auth selection, output conversion, error mapping), so a test sees exactly what a run sees.
+validation, auth selection, output conversion, error mapping), so a test sees exactly what a run sees,
+except that the SDK's own retries are off unless a test passes ``retry=RetryPolicy(...)``.
+:class:`PollHarness` polls a trigger again and again with in-memory poll state (cursor, dedupe
+window, baseline), as the platform does.
 """
 
 from __future__ import annotations
@@ -33,15 +36,22 @@ from pydantic import BaseModel
 from app.sdk.connector import Connector, Operation
 from app.sdk.http import build_http_client
 from app.sdk.invoke import CallOptions, PollResult, invoke_action, invoke_poll, invoke_webhook
+from app.sdk.poll_harness import HarnessPoll as HarnessPoll
+from app.sdk.poll_harness import PollHarness as PollHarness
+from app.sdk.retries import RetryPolicy
 from app.sdk.webhooks import WebhookRequest
 from app.security.egress import Resolver
 
 
 def settings_for_tests(**overrides: Any) -> Any:
-    """Settings for tests: defaults, the environment ignored, plus ``overrides`` (``egress_allow=...``)."""
+    """Settings for tests: defaults, the environment ignored, plus ``overrides`` (``egress_allow=...``).
+
+    SDK retries are off (``http_retries=0``) unless overridden, so a ``ConnectorCaller`` built on
+    these settings fails at once on a 503 instead of waiting.
+    """
     from app.settings import Settings
 
-    return Settings.model_validate(overrides)
+    return Settings.model_validate({"http_retries": 0, **overrides})
 
 
 def _operation(connector: Connector, name: str) -> Operation:
@@ -64,6 +74,7 @@ async def _run(
     resolver: Resolver | None,
     log: list[str] | None,
     clock: Callable[[], datetime] | None,
+    retry: RetryPolicy | None = None,
 ) -> Any:
     settings = settings if settings is not None else settings_for_tests()
     operation = _operation(connector, name)
@@ -76,6 +87,7 @@ async def _run(
             run_id="test-run",
             step_id=f"test_{name}",
             clock=clock,
+            retry=retry,
         )
         return await call(operation, options)
 
@@ -91,8 +103,13 @@ async def run_action(
     resolver: Resolver | None = None,
     log: list[str] | None = None,
     clock: Callable[[], datetime] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Any:
-    """Run action ``name`` of ``connector`` with ``params``: its JSON output, or its StepError raised."""
+    """Run action ``name`` of ``connector`` with ``params``: its JSON output, or its StepError raised.
+
+    No SDK retries happen unless ``retry`` is given (``RetryPolicy(retries=2, sleep=fake_sleep)``), so
+    a 503 fails at once and tests stay fast and exact.
+    """
     return await _run(
         connector,
         name,
@@ -103,6 +120,7 @@ async def run_action(
         resolver=resolver,
         log=log,
         clock=clock,
+        retry=retry,
     )
 
 
@@ -118,8 +136,13 @@ async def run_poll(
     resolver: Resolver | None = None,
     log: list[str] | None = None,
     clock: Callable[[], datetime] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> PollResult:
-    """Run polling trigger ``name`` from the JSON ``cursor``; return its items, dedupe keys and new cursor."""
+    """Run polling trigger ``name`` from the JSON ``cursor``; return its items, dedupe keys and new cursor.
+
+    To follow a trigger across several polls (cursor kept, duplicates dropped, baseline first) as
+    the platform does, use :class:`PollHarness`.
+    """
     result: PollResult = await _run(
         connector,
         name,
@@ -130,6 +153,7 @@ async def run_poll(
         resolver=resolver,
         log=log,
         clock=clock,
+        retry=retry,
     )
     return result
 
