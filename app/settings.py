@@ -32,6 +32,31 @@ class Settings(BaseSettings):
             "generated and kept in `<data dir>/secret.key` next to the SQLite file."
         ),
     )
+    secret_keys: str = Field(
+        default="",
+        description=(
+            "Comma-separated encryption keys for secrets and connection credentials, newest first: the first "
+            "encrypts, all decrypt (rotation: put a new key first, run `mashpipe keys rotate-secrets`, then "
+            "drop the old one). When unset, `secret_keys_file`, else the secret key, is used."
+        ),
+    )
+    secret_keys_file: str | None = Field(
+        default=None,
+        description="A file of encryption keys, one a line, newest first (used when `secret_keys` is unset).",
+    )
+    api_rate_limit: str = Field(
+        default="600/minute",
+        description=(
+            "Requests allowed per API key (limits syntax, such as `600/minute` or `10/second;600/minute`), "
+            "on a moving window kept in memory. Empty turns the limit off."
+        ),
+    )
+    public_rate_limit: str = Field(
+        default="120/minute",
+        description=(
+            "Requests allowed per client IP and route on public endpoints (hooks, apps); empty turns it off."
+        ),
+    )
     bootstrap_key: str | None = Field(
         default=None,
         description=(
