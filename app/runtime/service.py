@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.engine.executor import execute as execute_plan
 from app.engine.types import OperationCaller, RunRequest, RunStatus
@@ -24,6 +27,12 @@ from app.settings import Settings
 from app.storage.db import Database
 from app.storage.models import Run, StepRun
 from app.storage.repositories import PipelineRepo, RunRepo
+
+InTransaction = Callable[[AsyncSession, Run], Awaitable[None]]
+"""Called with the session and the new run (flushed, not committed) in the transaction recording the run:
+a trigger writes its own rows there (a schedule fire, a poll cursor, a webhook delivery) so that they and
+the run are committed together or not at all. An exception (e.g. ``IntegrityError`` of a lost race) rolls
+everything back and is raised to the caller of :meth:`RunService.submit`."""
 
 logger = logging.getLogger("mashpipe.runtime")
 
@@ -77,11 +86,13 @@ class RunService:
         revision: int | None = None,
         trigger: dict[str, Any] | None = None,
         from_strings: bool = False,
+        in_transaction: InTransaction | None = None,
     ) -> Run:
         """Record a run as ``queued`` (committed) after coercing its inputs; does not start it.
 
         ``NotFound`` for an unknown pipeline or revision; ``Unprocessable`` (with one detail per
-        input problem) when the inputs do not fit the pipeline's declared inputs.
+        input problem) when the inputs do not fit the pipeline's declared inputs. ``in_transaction``
+        (see :data:`InTransaction`) runs before the commit, in the same transaction.
         """
         async with self._db.session() as session:
             pipelines = PipelineRepo(session)
@@ -107,6 +118,8 @@ class RunService:
                 inputs=coerced,
                 trigger=trigger or {"kind": "manual"},
             )
+            if in_transaction is not None:
+                await in_transaction(session, run)
             await session.commit()
             return run
 
