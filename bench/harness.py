@@ -51,18 +51,23 @@ class BenchConfig:
 
 @dataclass(slots=True)
 class Line:
-    """One reported number: a time in seconds (``unit="s"``), a ratio (``"x"``) or a rate."""
+    """One reported number: a time in seconds (``unit="s"``), a ratio (``"x"``), a rate
+    (``"items/s"``, ``"req/s"``, ``"runs/s"``), a memory size (``"MB"``) or a plain count."""
 
     label: str
     value: float
-    unit: Literal["s", "x", "items/s"]
+    unit: Literal["s", "x", "items/s", "req/s", "runs/s", "MB", "count"]
 
     def formatted(self) -> str:
         if self.unit == "s":
             return f"{self.value * 1000:,.2f} ms"
         if self.unit == "x":
             return f"{self.value:,.2f}x"
-        return f"{self.value:,.0f} items/s"
+        if self.unit == "MB":
+            return f"{self.value:,.1f} MB"
+        if self.unit == "count":
+            return f"{self.value:,.0f}"
+        return f"{self.value:,.0f} {self.unit}"
 
 
 @dataclass(slots=True)
@@ -73,7 +78,7 @@ class Target:
     value: float
     op: Literal["<=", "<", ">="]
     threshold: float
-    unit: Literal["x", "items/s"]
+    unit: Literal["x", "items/s", "runs/s"]
 
     @property
     def passed(self) -> bool:

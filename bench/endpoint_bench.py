@@ -1,0 +1,405 @@
+"""Benchmark: the published endpoint under closed-loop load, against a hand-written endpoint and Node-RED.
+
+Every server runs in its own process on 127.0.0.1 and reads the same upstream (its own process):
+
+* Mashpipe: ``mashpipe serve`` (uvicorn, SQLite file, egress allowlist 127.0.0.1) serving the
+  pipeline of :mod:`bench.endpoint_workload` at ``GET /v1/apps/default/<name>?min_score=20``, with
+  the endpoint cache off and on (two pipelines, same steps); every uncached request is a recorded
+  run. In full mode a second server uses the other outbound transport (``httpx`` / ``aiohttp``).
+* The hand-written endpoint (:mod:`bench.endpoint_baseline`): FastAPI + aiohttp + orjson is the
+  reference; FastAPI's default JSON encoding, plain httpx and httpx over the aiohttp transport are
+  measured too (full mode), to show what the client path and the JSON encoding cost.
+* Node-RED 4.1 (:mod:`bench.endpoint_nodered`), full mode only: http in -> http request ->
+  function -> http response.
+
+First every server's answer is checked against the reference (:func:`top_items`): a ratio between
+different answers would mean nothing. Then, for 10 and 50 connections, every variant is loaded in
+turn (interleaved trials, after a warm-up) with wrk or our generator (:mod:`bench.endpoint_load`);
+the median of the trials is reported: requests/s, p50 and p99 latency; RSS per server process.
+``--quick`` (the smoke test) runs Mashpipe (cache off and on) and the reference only, briefly.
+A py-spy profile of the Mashpipe server under load is added in full mode and with ``--profile``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import statistics
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import endpoint_profile
+from bench.endpoint_baseline import ROUTES
+from bench.endpoint_load import LoadResult, default_tool, run_load
+from bench.endpoint_mashpipe import APPS_ROUTE, MashpipeServer, start_mashpipe
+from bench.endpoint_nodered import ROUTE as NODE_RED_ROUTE
+from bench.endpoint_nodered import ensure_node_red, start_node_red
+from bench.endpoint_procs import Service, free_port, python_command
+from bench.endpoint_workload import (
+    CACHE_DURATION,
+    DEFAULT_MIN_SCORE,
+    PIPELINE,
+    PIPELINE_CACHED,
+    UPSTREAM_PATH,
+    app_path,
+    make_upstream_items,
+    pipeline_yaml,
+    top_items,
+)
+from bench.harness import BenchConfig, BenchResult, Line, Target
+
+KEY = "endpoint"
+TITLE = "Published endpoint GET /v1/apps/... vs FastAPI + aiohttp vs Node-RED 4.1, closed-loop load"
+CONNECTIONS = (10, 50)
+TARGET_VS_NODE_RED = 1.2
+TARGET_VS_AIOHTTP = 0.9
+TARGET_CACHED_VS_NODE_RED = 5.0
+MAX_ERROR_SHARE = 0.01
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One thing loaded: a URL of one server process."""
+
+    key: str
+    label: str
+    server: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    duration: float  # seconds per trial
+    trials: int
+    warmup: float  # seconds of load per variant before the trials
+    full: bool  # every variant, Node-RED included
+
+
+def sizes_for(config: BenchConfig) -> Sizes:
+    if config.quick:
+        return Sizes(duration=1.0, trials=1, warmup=1.0, full=False)
+    return Sizes(duration=3.0, trials=min(config.repeats, 3), warmup=2.0, full=True)
+
+
+async def run(config: BenchConfig) -> BenchResult:
+    return await asyncio.to_thread(run_sync, config)
+
+
+def run_sync(config: BenchConfig) -> BenchResult:
+    """The benchmark, start to end (blocking: servers and load generators are subprocesses)."""
+    sizes = sizes_for(config)
+    tool = default_tool()
+    result = BenchResult(
+        KEY,
+        TITLE,
+        params={
+            "connections": list(CONNECTIONS),
+            "trial_s": sizes.duration,
+            "trials": sizes.trials,
+            "load_generator": tool,
+            "upstream_items": len(make_upstream_items()),
+        },
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="mashpipe-bench-endpoint-") as folder,
+        contextlib.ExitStack() as stack,
+    ):
+        work = Path(folder)
+        servers, variants = start_everything(work, sizes, stack, result)
+        check_answers(variants, result)
+        for variant in variants:  # warm-up: JIT, caches, connection pools
+            run_load(
+                variant.url,
+                connections=max(CONNECTIONS),
+                duration=sizes.warmup,
+                max_requests=10**9,
+                tool=tool,
+            )
+        by_variant: dict[tuple[str, int], list[LoadResult]] = {}
+        rss: dict[tuple[str, int], float] = {}
+        upstream: Service = servers["upstream"]
+        cached_upstream_calls = 0
+        for connections in CONNECTIONS:
+            for _ in range(sizes.trials):
+                for variant in variants:
+                    before = upstream_count(upstream) if variant.key == "mashpipe-cached" else 0
+                    load = run_load(
+                        variant.url,
+                        connections=connections,
+                        duration=sizes.duration,
+                        max_requests=10**9,
+                        tool=tool,
+                    )
+                    if variant.key == "mashpipe-cached":
+                        cached_upstream_calls += upstream_count(upstream) - before
+                    check_load(variant, load)
+                    by_variant.setdefault((variant.key, connections), []).append(load)
+            for name, service in servers.items():
+                service.check_alive()
+                rss[(name, connections)] = (service.rss_bytes() or 0) / MB
+        peak = {name: (service.peak_rss_bytes() or 0) / MB for name, service in servers.items()}
+        if config.profile or sizes.full:
+            mashpipe = next(v for v in variants if v.key == "mashpipe")
+            result.notes.append(profile_under_load(servers[mashpipe.server], mashpipe.url, work, tool))
+    report(result, variants, by_variant, rss, peak, sizes, cached_upstream_calls)
+    return result
+
+
+def start_everything(
+    work: Path, sizes: Sizes, stack: contextlib.ExitStack, result: BenchResult
+) -> tuple[dict[str, Any], list[Variant]]:
+    """Start the upstream and every server; save the pipelines; the variants to load."""
+    from app.settings import Settings
+
+    port = free_port()
+    upstream = Service.start(
+        "upstream",
+        python_command("bench.endpoint_upstream", "--port", str(port)),
+        port=port,
+        ready_path="/health",
+        log_dir=work,
+    )
+    stack.callback(upstream.stop)
+    upstream_url = upstream.base_url + UPSTREAM_PATH
+    servers: dict[str, Any] = {"upstream": upstream}
+    variants: list[Variant] = []
+
+    default_transport = str(Settings.model_fields["http_transport"].default)
+    other_transport = "aiohttp" if default_transport == "httpx" else "httpx"
+    transports = [default_transport, other_transport] if sizes.full else [default_transport]
+    for index, transport in enumerate(transports):
+        server = start_mashpipe(work, name=f"mashpipe-{transport}", transport=transport)
+        stack.callback(server.service.stop)
+        server.require_routes(APPS_ROUTE)
+        save_pipelines(server, upstream_url)
+        servers[f"mashpipe ({transport} transport)"] = server.service
+        suffix = "" if index == 0 else f"-{transport}"
+        name = f"mashpipe ({transport} transport)"
+        label = "Mashpipe" + (" (default" if index == 0 else " (") + f" {transport} transport)"
+        variants.append(
+            Variant(f"mashpipe{suffix}", f"{label}, cache off", name, server.base_url + app_path())
+        )
+        if index == 0:
+            cached = server.base_url + app_path(PIPELINE_CACHED)
+            variants.append(Variant("mashpipe-cached", f"{label}, cache on", name, cached))
+
+    port = free_port()
+    baseline = Service.start(
+        "fastapi-baseline",
+        python_command("bench.endpoint_baseline", "--port", str(port), "--upstream", upstream_url),
+        port=port,
+        ready_path="/health",
+        log_dir=work,
+    )
+    stack.callback(baseline.stop)
+    servers["FastAPI baseline"] = baseline
+    query = f"?min_score={DEFAULT_MIN_SCORE}"
+    variants.append(
+        Variant(
+            "aiohttp",
+            "FastAPI + aiohttp + orjson (hand-written)",
+            "FastAPI baseline",
+            baseline.base_url + ROUTES["aiohttp"] + query,
+        )
+    )
+    if sizes.full:
+        for key, label in (
+            ("aiohttp-stdjson", "FastAPI + aiohttp, FastAPI's default JSON"),
+            ("httpx", "FastAPI + httpx (default transport)"),
+            ("httpx-aiohttp", "FastAPI + httpx on httpx-aiohttp"),
+        ):
+            variants.append(Variant(key, label, "FastAPI baseline", baseline.base_url + ROUTES[key] + query))
+        found = ensure_node_red()
+        if found.available:
+            node_red = start_node_red(found, upstream_url, work)
+            stack.callback(node_red.stop)
+            servers["Node-RED"] = node_red
+            variants.append(
+                Variant(
+                    "node-red", "Node-RED 4.1.15 flow", "Node-RED", node_red.base_url + NODE_RED_ROUTE + query
+                )
+            )
+        else:
+            result.notes.append(
+                f"NODE-RED NOT MEASURED: {found.reason}. Its ratios and targets are left out."
+            )
+    else:
+        result.notes.append(
+            "quick mode: Node-RED and the secondary variants are not run (full run: make bench)"
+        )
+    return servers, variants
+
+
+def save_pipelines(server: MashpipeServer, upstream_url: str) -> None:
+    """The benchmark's pipeline, without and with the endpoint cache."""
+    server.save_pipeline(PIPELINE, pipeline_yaml(upstream_url, name=PIPELINE))
+    server.save_pipeline(
+        PIPELINE_CACHED, pipeline_yaml(upstream_url, name=PIPELINE_CACHED, cache=CACHE_DURATION)
+    )
+
+
+def fetch(url: str) -> tuple[int, str, bytes]:
+    """GET ``url``: status, content type, body."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status, response.headers.get("content-type", ""), response.read()
+
+
+def check_answers(variants: list[Variant], result: BenchResult) -> None:
+    """Every variant answers 200 with JSON equal to the reference; notes which are byte-identical."""
+    expected = top_items(make_upstream_items(), DEFAULT_MIN_SCORE)
+    bodies: dict[str, bytes] = {}
+    for variant in variants:
+        status, content_type, body = fetch(variant.url)
+        if status != 200 or "json" not in content_type:
+            raise AssertionError(f"{variant.label} answered {status} {content_type}: {body[:300]!r}")
+        answer = json.loads(body)
+        if answer != expected:
+            raise AssertionError(
+                f"{variant.label} answers different JSON than the reference:\n{body[:600]!r}\n"
+                f"expected {json.dumps(expected)[:600]}"
+            )
+        bodies[variant.key] = body
+    groups: dict[bytes, list[str]] = {}
+    for key, body in bodies.items():
+        groups.setdefault(body, []).append(key)
+    layout = (
+        "byte-identical"
+        if len(groups) == 1
+        else f"{len(groups)} byte layouts: " + "; ".join(", ".join(keys) for keys in groups.values())
+    )
+    result.notes.append(
+        f"identical JSON: all {len(variants)} variants answer the reference "
+        f"{{top: [{len(expected['top'])} items]}} ({layout})"
+    )
+
+
+def check_load(variant: Variant, load: LoadResult) -> None:
+    """A run with errors or nothing answered measures nothing: the benchmark fails."""
+    if load.requests == 0:
+        raise AssertionError(f"{variant.label}: no answer at {load.connections} connections ({load.details})")
+    share = load.errors / max(1, load.requests + load.errors)
+    if share > MAX_ERROR_SHARE:
+        raise AssertionError(
+            f"{variant.label}: {load.errors} errors out of {load.requests} answers at {load.connections} "
+            f"connections ({share:.1%} > {MAX_ERROR_SHARE:.0%}): {load.details}"
+        )
+
+
+def upstream_count(upstream: Service) -> int:
+    """How many lists the upstream has served."""
+    _, _, body = fetch(upstream.base_url + "/count")
+    served: int = json.loads(body)["served"]
+    return served
+
+
+def profile_under_load(service: Service, url: str, work: Path, tool: str) -> str:
+    """Sample the server with py-spy while it is under load at the highest concurrency."""
+    seconds = 4.0
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            load = pool.submit(
+                run_load,
+                url,
+                connections=max(CONNECTIONS),
+                duration=seconds + 2,
+                max_requests=10**9,
+                tool=tool,  # type: ignore[arg-type]
+            )
+            raw = endpoint_profile.record(service.pid, seconds, work / "profile.txt")
+            load.result()
+    except Exception as exc:  # a profile is a bonus: say why there is none
+        return f"no py-spy profile: {exc}"
+    title = f"{service.name} at {max(CONNECTIONS)} connections, cache off"
+    return endpoint_profile.render(endpoint_profile.summarize(raw), title)
+
+
+def report(
+    result: BenchResult,
+    variants: list[Variant],
+    runs: dict[tuple[str, int], list[LoadResult]],
+    rss: dict[tuple[str, int], float],
+    peak: dict[str, float],
+    sizes: Sizes,
+    cached_upstream_calls: int,
+) -> None:
+    """Lines (per variant and concurrency), ratios, targets, RSS."""
+    rps: dict[tuple[str, int], float] = {}
+    for (key, connections), loads in runs.items():
+        rps[(key, connections)] = statistics.median(load.rps for load in loads)
+        result.samples[f"{key} c={connections} req/s"] = [load.rps for load in loads]
+    keys = {variant.key for variant in variants}
+    for connections in CONNECTIONS:
+        for variant in variants:
+            loads = runs[(variant.key, connections)]
+            prefix = f"c={connections} {variant.label}"
+            result.lines.append(Line(prefix, rps[(variant.key, connections)], "req/s"))
+            result.lines.append(Line("    p50 latency", statistics.median(x.p50_s for x in loads), "s"))
+            result.lines.append(Line("    p99 latency", statistics.median(x.p99_s for x in loads), "s"))
+
+        def ratio(a: str, b: str, c: int = connections) -> float:
+            return rps[(a, c)] / rps[(b, c)]
+
+        result.lines.append(
+            Line(
+                f"c={connections} Mashpipe cache off / hand-written aiohttp",
+                ratio("mashpipe", "aiohttp"),
+                "x",
+            )
+        )
+        result.targets.append(
+            Target(
+                f"c={connections} cache off / FastAPI+aiohttp",
+                ratio("mashpipe", "aiohttp"),
+                ">=",
+                TARGET_VS_AIOHTTP,
+                "x",
+            )
+        )
+        for other in sorted(keys - {"mashpipe", "mashpipe-cached", "aiohttp", "node-red"}):
+            label = next(v.label for v in variants if v.key == other)
+            result.lines.append(
+                Line(f"c={connections} {label} / hand-written aiohttp", ratio(other, "aiohttp"), "x")
+            )
+        result.lines.append(
+            Line(f"c={connections} Mashpipe cache on / cache off", ratio("mashpipe-cached", "mashpipe"), "x")
+        )
+        if "node-red" in keys:
+            result.lines.append(
+                Line(f"c={connections} hand-written aiohttp / Node-RED", ratio("aiohttp", "node-red"), "x")
+            )
+            result.targets.append(
+                Target(
+                    f"c={connections} cache off / Node-RED",
+                    ratio("mashpipe", "node-red"),
+                    ">=",
+                    TARGET_VS_NODE_RED,
+                    "x",
+                )
+            )
+            result.targets.append(
+                Target(
+                    f"c={connections} cache on / Node-RED",
+                    ratio("mashpipe-cached", "node-red"),
+                    ">=",
+                    TARGET_CACHED_VS_NODE_RED,
+                    "x",
+                )
+            )
+    for (name, connections), megabytes in sorted(rss.items()):
+        if name != "upstream":
+            result.lines.append(Line(f"RSS of {name} after the c={connections} trials", megabytes, "MB"))
+    for name, megabytes in peak.items():
+        if name != "upstream":
+            result.lines.append(Line(f"peak RSS of {name}", megabytes, "MB"))
+    cached_requests = sum(load.requests for c in CONNECTIONS for load in runs[("mashpipe-cached", c)])
+    result.notes.append(
+        f"cache on: {cached_requests:,} answers cost {cached_upstream_calls} upstream calls "
+        f"(cache: {CACHE_DURATION}); trials of {sizes.duration:.0f} s, median of {sizes.trials}; "
+        f"load generator: {next(iter(runs.values()))[0].tool}"
+    )

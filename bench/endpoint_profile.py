@@ -1,0 +1,173 @@
+"""Where a server's time goes under load: a py-spy sampling profile, summarised as text.
+
+``py-spy record --pid PID --format raw --threads`` samples every thread's Python stack (native
+code shows as the Python frame that called it) without touching the server; the raw output is one
+line per distinct stack, ``thread;frame;...;frame COUNT``. :func:`summarize` turns it into the
+share of samples per area of the code base (by the innermost frame: its "own time"), the share
+of samples inside a few marked functions (inclusive), and the top frames by own time.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+# Areas, by a fragment of the frame's file path; the first that matches wins.
+AREAS: tuple[tuple[str, str], ...] = (
+    ("app/engine/", "engine (app.engine)"),
+    ("app/pipelines/", "expressions and specs (app.pipelines)"),
+    ("celpy", "CEL evaluation (cel library)"),
+    ("cel_", "CEL evaluation (cel library)"),
+    ("app/runtime/", "runtime (app.runtime)"),
+    ("app/storage/", "storage (app.storage)"),
+    ("app/api/", "API layer (app.api)"),
+    ("app/sdk/", "connector SDK (app.sdk)"),
+    ("app/security/", "egress guard (app.security)"),
+    ("connectors/", "connectors"),
+    ("app/", "other app code"),
+    ("sqlalchemy/", "SQLAlchemy"),
+    ("aiosqlite/", "aiosqlite + sqlite3"),
+    ("sqlite3/", "aiosqlite + sqlite3"),
+    ("alembic/", "alembic"),
+    ("httpx/", "httpx"),
+    ("httpcore/", "httpcore"),
+    ("httpx_aiohttp/", "httpx-aiohttp"),
+    ("aiohttp/", "aiohttp"),
+    ("anyio/", "anyio"),
+    ("http/cookiejar", "http.cookiejar (stdlib)"),
+    ("uvicorn/", "uvicorn"),
+    ("starlette/", "starlette"),
+    ("fastapi/", "fastapi"),
+    ("pydantic", "pydantic"),
+    ("orjson", "orjson"),
+    ("json/", "json (stdlib)"),
+    ("asyncio/", "asyncio"),
+    ("uvloop", "asyncio"),
+    ("threading.py", "threads (idle waits)"),
+    ("queue.py", "threads (idle waits)"),
+)
+MARKERS: tuple[tuple[str, str], ...] = (
+    ("RunService.create_run", "recording the run (create_run)"),
+    ("RunService._claim", "claiming the run (_claim)"),
+    ("RunService._finish", "finishing the run (_finish)"),
+    ("execute_plan", "engine execute (steps, incl. the HTTP call)"),
+    ("get_json", "the http.get_json step"),
+    ("EgressGuardTransport", "egress guard transport"),
+)
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A summarised profile."""
+
+    samples: int
+    by_area: list[tuple[str, float]]  # share of all samples, by own time
+    markers: list[tuple[str, float]]  # share of main-thread samples inside the function
+    top_frames: list[tuple[str, float]]  # share of all samples, own time
+    threads: list[tuple[str, float]]  # share of all samples per thread
+
+
+def py_spy() -> str | None:
+    """The py-spy executable next to this interpreter, or on the PATH."""
+    local = Path(sys.executable).with_name("py-spy")
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def record(pid: int, seconds: float, output: Path, rate: int = 250) -> str:
+    """Sample ``pid`` for ``seconds``; the raw profile text ('' and a reason when py-spy fails)."""
+    executable = py_spy()
+    if executable is None:
+        raise RuntimeError("py-spy is not installed (pip install py-spy)")
+    command = [
+        executable,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, round(seconds))),
+        "--rate",
+        str(rate),
+        "--format",
+        "raw",
+        "--threads",
+        "--nonblocking",
+        "-o",
+        str(output),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if done.returncode != 0 or not output.exists():
+        raise RuntimeError(
+            f"py-spy failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}"
+        )
+    return output.read_text(encoding="utf-8", errors="replace")
+
+
+def _area(file: str) -> str:
+    for fragment, area in AREAS:
+        if fragment in file:
+            return area
+    return "other"
+
+
+def _split(frame: str) -> tuple[str, str]:
+    match = _FRAME.match(frame.strip())
+    return (match.group("func"), match.group("file")) if match else (frame.strip(), "")
+
+
+def summarize(raw: str, top: int = 15) -> Profile:
+    """Summarise py-spy's raw output (see the module docstring)."""
+    total = 0
+    areas: Counter[str] = Counter()
+    frames: Counter[str] = Counter()
+    markers: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    main_total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        parts = stack.split(";")
+        thread, frame_list = parts[0], parts[1:]
+        if not frame_list:
+            continue
+        total += count
+        threads[thread] += count
+        func, file = _split(frame_list[-1])
+        areas[_area(file)] += count
+        frames[f"{func} ({file})"] += count
+        if "MainThread" in thread or "main" in thread.lower():
+            main_total += count
+            names = {_split(frame)[0] for frame in frame_list}
+            for needle, label in MARKERS:
+                if any(needle in name for name in names):
+                    markers[label] += count
+    share = (lambda n: n / total) if total else (lambda n: 0.0)
+    main_share = (lambda n: n / main_total) if main_total else (lambda n: 0.0)
+    return Profile(
+        samples=total,
+        by_area=[(area, share(n)) for area, n in areas.most_common()],
+        markers=[(label, main_share(markers[label])) for _, label in MARKERS],
+        top_frames=[(frame, share(n)) for frame, n in frames.most_common(top)],
+        threads=[(thread, share(n)) for thread, n in threads.most_common()],
+    )
+
+
+def render(profile: Profile, title: str) -> str:
+    """The profile as the text block of the report."""
+    lines = [f"py-spy profile of {title}: {profile.samples} samples (on CPU; all threads)"]
+    lines.append("  threads:")
+    lines += [f"    {share:6.1%}  {thread}" for thread, share in profile.threads[:6]]
+    lines.append("  own time by area:")
+    lines += [f"    {share:6.1%}  {area}" for area, share in profile.by_area if share >= 0.005]
+    lines.append("  inside (share of the main thread's samples):")
+    lines += [f"    {share:6.1%}  {label}" for label, share in profile.markers]
+    lines.append("  top frames by own time:")
+    lines += [f"    {share:6.1%}  {frame}" for frame, share in profile.top_frames]
+    return "\n".join(lines)
