@@ -23,6 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.engine.types import StepError, StepResult, StepStatus
 from app.storage.base import ID_LENGTH, Base, new_id, utcnow
+from app.storage.models_hooks import Hook as Hook  # the webhook tables (task H3)
+from app.storage.models_secrets import Secret as Secret  # the secrets table (task S1)
 from app.storage.types import JSONDocument, UTCDateTime
 
 __all__ = ["Account", "ApiKey", "Pipeline", "PipelineRevision", "Run", "StepRun"]

@@ -89,7 +89,7 @@ def test_migration_files_are_dated_and_slugged():
     assert revisions, "no migration found"
     assert len(script.get_heads()) == 1
     for revision in revisions:
-        assert re.fullmatch(r"\d{8}_[a-z0-9_]+_[0-9a-f]+\.py", revision.path.rsplit("/", 1)[-1]), (
+        assert re.fullmatch(r"\d{8}_[a-z0-9_]+_[0-9a-z]+\.py", revision.path.rsplit("/", 1)[-1]), (
             revision.path
         )
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
