@@ -9,6 +9,8 @@
     mashpipe accounts create NAME                      prints the new account's API key, once
     mashpipe openapi [--check]                         write (or check) openapi/openapi.json and
                                                        openapi/pipeline.schema.json
+    mashpipe connectors list | show KEY | docs [--check]   installed connectors (app.cli_connectors)
+    mashpipe connector new NAME [--dir PATH]           scaffold a connector package
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
+from app.cli_connectors import connector_cli, connectors_cli
 from app.errors import MashpipeError, Unprocessable
 from app.settings import Settings
 
@@ -33,6 +36,8 @@ cli = typer.Typer(
 )
 accounts_cli = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 cli.add_typer(accounts_cli, name="accounts")
+cli.add_typer(connectors_cli, name="connectors")
+cli.add_typer(connector_cli, name="connector")
 
 OPENAPI_FILE = "openapi.json"
 PIPELINE_SCHEMA_FILE = "pipeline.schema.json"

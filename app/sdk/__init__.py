@@ -32,6 +32,7 @@ from app.sdk.auth import (
     PathToken,
     WebhookUrl,
 )
+from app.sdk.cache import HttpCache, from_cache
 from app.sdk.connector import Connector, Operation, Poll
 from app.sdk.context import Context, StepLog, decode_json
 from app.sdk.errors import (
@@ -57,6 +58,7 @@ from app.sdk.pagination import (
 )
 from app.sdk.ratelimit import RateLimit
 from app.sdk.raw import HttpResponse, RequestOptions, response_output
+from app.sdk.retries import RetryPolicy
 from app.sdk.webhooks import (
     HmacSha256,
     WebhookPayloadInvalid,
@@ -81,6 +83,7 @@ __all__ = [
     "CursorInBody",
     "EgressDenied",
     "HmacSha256",
+    "HttpCache",
     "HttpResponse",
     "InvalidResponse",
     "LinkHeader",
@@ -97,6 +100,7 @@ __all__ = [
     "RateLimit",
     "RateLimited",
     "RequestOptions",
+    "RetryPolicy",
     "StepError",
     "StepLog",
     "StepTimeout",
@@ -108,6 +112,7 @@ __all__ = [
     "WebhookVerifier",
     "build_http_client",
     "decode_json",
+    "from_cache",
     "get_path",
     "parse_retry_after",
     "raise_for_response",
