@@ -1,7 +1,8 @@
 """Repositories: every SQL statement of Mashpipe. Each takes an ``AsyncSession`` and never commits."""
 
 from app.storage.repositories.accounts import AccountRepo, ApiKeyRepo
+from app.storage.repositories.hooks import HookRepo, PublishedRepo
 from app.storage.repositories.pipelines import PipelineRepo
 from app.storage.repositories.runs import RunRepo
 
-__all__ = ["AccountRepo", "ApiKeyRepo", "PipelineRepo", "RunRepo"]
+__all__ = ["AccountRepo", "ApiKeyRepo", "HookRepo", "PipelineRepo", "PublishedRepo", "RunRepo"]
