@@ -17,7 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bench_engine, bench_for_each, bench_list_steps, bench_persistence
+from bench import (
+    bench_engine,
+    bench_for_each,
+    bench_list_steps,
+    bench_persistence,
+    endpoint_bench,
+    webhook_bench,
+)
 from bench.harness import BenchConfig, BenchResult, MissingDependency
 from bench.report import print_result, print_summary, write_json
 
@@ -25,7 +32,14 @@ BenchFn = Callable[[BenchConfig], Coroutine[Any, Any, BenchResult]]
 
 BENCHMARKS: dict[str, tuple[str, BenchFn]] = {
     module.KEY: (module.TITLE, module.run)
-    for module in (bench_engine, bench_for_each, bench_list_steps, bench_persistence)
+    for module in (
+        bench_engine,
+        bench_for_each,
+        bench_list_steps,
+        bench_persistence,
+        endpoint_bench,
+        webhook_bench,
+    )
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"
 

@@ -11,7 +11,7 @@ in their own process, so they take neither the event loop nor the GIL of a serve
 * ours: ``python -m bench.endpoint_load URL --connections N ...``: aiohttp on uvloop, one
   coroutine per connection, every latency kept (exact percentiles). It can also send a POST body
   (``{n}`` in it becomes the request's number), fixed headers (``--header NAME:VALUE``), give each
-  request a unique header value (``--unique-header NAME``: ``delivery-<n>``) and write every
+  request a unique header value (``--unique-header NAME``: ``<prefix>-<n>``) and write every
   answer to a file (``--answers``): the webhook benchmark checks each delivery's run with it.
 
 Pick one with ``MASHPIPE_BENCH_LOADGEN=wrk|python`` (default: wrk when on the PATH).
@@ -168,6 +168,7 @@ def ours_command(
     content_type: str | None = None,
     headers: dict[str, str] | None = None,
     unique_header: str | None = None,
+    unique_prefix: str = "delivery",
     answers: Path | None = None,
 ) -> list[str]:
     """The command line of our generator."""
@@ -189,7 +190,7 @@ def ours_command(
     for name, value in (headers or {}).items():
         command.append(f"--header={name}:{value}")
     if unique_header is not None:
-        command.append(f"--unique-header={unique_header}")
+        command += [f"--unique-header={unique_header}", f"--unique-prefix={unique_prefix}"]
     if answers is not None:
         command.append(f"--answers={answers}")
     return command
@@ -238,6 +239,7 @@ async def generate(
     content_type: str | None = None,
     headers: dict[str, str] | None = None,
     unique_header: str | None = None,
+    unique_prefix: str = "delivery",
     keep_answers: bool = False,
 ) -> tuple[LoadResult, list[dict[str, Any]]]:
     """Our closed loop, in this process; also returns every answer when ``keep_answers``."""
@@ -266,7 +268,7 @@ async def generate(
                 issued += 1
                 request_headers = dict(base_headers)
                 if unique_header:
-                    request_headers[unique_header] = f"delivery-{number}"
+                    request_headers[unique_header] = f"{unique_prefix}-{number}"
                 payload = fixed_payload
                 if templated and body is not None:
                     payload = body.replace("{n}", str(number)).encode()
@@ -319,7 +321,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--body", default=None)
     parser.add_argument("--content-type", default=None)
     parser.add_argument("--header", action="append", default=[], help="NAME:VALUE, sent with every request")
-    parser.add_argument("--unique-header", default=None, help="header given delivery-<n>, unique per request")
+    parser.add_argument("--unique-header", default=None, help="header given <prefix>-<n>, unique per request")
+    parser.add_argument("--unique-prefix", default="delivery", help="prefix of the unique header values")
     parser.add_argument("--answers", type=Path, default=None, help="write every answer here (JSON)")
     args = parser.parse_args(argv)
     if args.connections < 1 or args.duration <= 0 or args.max_requests < 1:
@@ -345,6 +348,7 @@ def main(argv: list[str] | None = None) -> None:
             content_type=args.content_type,
             headers=fixed,
             unique_header=args.unique_header,
+            unique_prefix=args.unique_prefix,
             keep_answers=args.answers is not None,
         )
     )

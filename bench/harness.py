@@ -78,7 +78,7 @@ class Target:
     value: float
     op: Literal["<=", "<", ">="]
     threshold: float
-    unit: Literal["x", "items/s", "runs/s"]
+    unit: Literal["x", "items/s", "runs/s", "count"]
 
     @property
     def passed(self) -> bool:
@@ -89,6 +89,8 @@ class Target:
         return self.value >= self.threshold
 
     def formatted(self, number: float) -> str:
+        if self.unit == "count":
+            return f"{number:,.0f}"
         return f"{number:,.2f}x" if self.unit == "x" else f"{number:,.0f}/s"
 
 
