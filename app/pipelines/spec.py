@@ -161,11 +161,25 @@ class HmacVerify(SpecModel):
     prefix: str = Field(default="", description='Text before the hex digest in the header, e.g. "sha256="')
 
 
+class StandardWebhooksVerify(SpecModel):
+    """Check a Standard Webhooks signature (standardwebhooks.com): the ``webhook-id``,
+    ``webhook-timestamp`` and ``webhook-signature: v1,<base64>`` headers."""
+
+    secret: str = Field(
+        description="The signing secret, `whsec_<base64>`, as `${{ secrets.NAME }}` or written out"
+    )
+    tolerance: Duration = Field(
+        default="5m", description="How far the webhook-timestamp may be from the server's clock"
+    )
+
+    _durations = field_validator("tolerance")(_check_duration)
+
+
 class WebhookVerify(SpecModel):
     """How a webhook call proves where it comes from; forged calls get 401."""
 
     hmac_sha256: HmacVerify | None = Field(default=None, description="HMAC-SHA256 signature in a header")
-    standard_webhooks: dict[str, Any] | None = Field(
+    standard_webhooks: StandardWebhooksVerify | None = Field(
         default=None, description="Standard Webhooks signature (webhook-id, -timestamp, -signature headers)"
     )
 

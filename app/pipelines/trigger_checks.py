@@ -14,6 +14,7 @@ from app.pipelines.inputs import coerce_value
 from app.pipelines.problems import Path
 from app.pipelines.spec import USES_PATTERN, InputSpec
 from app.pipelines.step_checks import check_params
+from app.security.webhook_signatures import decode_standard_secret
 
 TRIGGER_KINDS = ("schedule", "webhook", "endpoint", "poll")
 INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -116,10 +117,29 @@ def _check_poll(ctx: CheckContext, path: Path, poll: Any) -> None:
         check_params(ctx, (*path, "with"), poll.get("with", {}), model, uses)
 
 
+def _check_webhook(ctx: CheckContext, path: Path, webhook: Any) -> None:
+    """One signature scheme per hook; a Standard Webhooks secret written out must be ``whsec_<base64>``."""
+    verify = webhook.get("verify") if isinstance(webhook, dict) else None
+    if not isinstance(verify, dict):
+        return
+    schemes = [name for name in ("hmac_sha256", "standard_webhooks") if verify.get(name) is not None]
+    if len(schemes) > 1:
+        message = "a webhook checks one signature: keep either `hmac_sha256` or `standard_webhooks`"
+        ctx.add((*path, "verify"), "invalid_value", message)
+    standard = verify.get("standard_webhooks")
+    secret = standard.get("secret") if isinstance(standard, dict) else None
+    if isinstance(secret, str) and "${{" not in secret:
+        try:
+            decode_standard_secret(secret)
+        except ValueError as exc:
+            ctx.add((*path, "verify", "standard_webhooks", "secret"), "invalid_value", str(exc))
+
+
 def check_triggers(ctx: CheckContext, declared: dict[str, InputSpec]) -> None:
     triggers = ctx.data.get("triggers")
     if not isinstance(triggers, list):
         return
+    endpoints = 0
     for index, trigger in enumerate(triggers):
         path: Path = ("triggers", index)
         if not isinstance(trigger, dict):
@@ -133,3 +153,9 @@ def check_triggers(ctx: CheckContext, declared: dict[str, InputSpec]) -> None:
             ctx.add(path, "invalid_trigger", f"a trigger needs one of: {', '.join(TRIGGER_KINDS)}")
         _check_schedule(ctx, (*path, "schedule"), trigger.get("schedule"), declared)
         _check_poll(ctx, (*path, "poll"), trigger.get("poll"))
+        _check_webhook(ctx, (*path, "webhook"), trigger.get("webhook"))
+        if trigger.get("endpoint") is not None:
+            endpoints += 1
+            if endpoints == 2:
+                message = "a pipeline is published at one URL: keep a single `endpoint` trigger"
+                ctx.add((*path, "endpoint"), "invalid_trigger", message)
