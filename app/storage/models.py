@@ -126,7 +126,13 @@ class Run(Base):
     ``pipeline_name`` and ``revision`` (the revision number) are copied in, so listing runs
     needs no join. The indexes serve keyset pagination newest first (``(created_at, id) <
     cursor``) and the ``total`` count, per account, optionally filtered by pipeline and/or
-    status; ``ix_runs_status`` serves recovery at start, ``ix_runs_pipeline_id`` the cascade.
+    status; ``ix_runs_status`` serves recovery at start, ``ix_runs_pipeline_id_status`` the
+    cascade and the per-pipeline concurrency counts (runs running / in progress).
+
+    ``retry_of`` is the run this one retries (``attempt`` = its attempt + 1); no foreign key, so
+    retention may prune the original. ``heartbeat_at`` is refreshed while a process executes the
+    run; a ``running`` run whose heartbeat is stale was left by a dead process (see
+    :mod:`app.runtime.recovery`).
     """
 
     __tablename__ = "runs"
@@ -148,6 +154,8 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    retry_of: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     pipeline: Mapped[Pipeline] = relationship(back_populates="runs", lazy="raise")
     steps: Mapped[list[StepRun]] = relationship(back_populates="run", lazy="raise", passive_deletes=True)
@@ -164,7 +172,7 @@ class Run(Base):
         ),
         Index("ix_runs_account_id_status_created_at_id", "account_id", "status", "created_at", "id"),
         Index("ix_runs_status", "status"),
-        Index("ix_runs_pipeline_id", "pipeline_id"),
+        Index("ix_runs_pipeline_id_status", "pipeline_id", "status"),
     )
 
     @property
