@@ -57,6 +57,13 @@ class Settings(BaseSettings):
             "Requests allowed per client IP and route on public endpoints (hooks, apps); empty turns it off."
         ),
     )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description=(
+            "Where rate limit counters live: `memory://` (per process, default) or a store the `limits` "
+            "package supports, such as `redis://host:6379`, shared by every process."
+        ),
+    )
     bootstrap_key: str | None = Field(
         default=None,
         description=(
@@ -121,6 +128,22 @@ class Settings(BaseSettings):
         description=(
             "Longest a `POST /v1/pipelines/{name}/runs` with `wait: true` blocks; past it the run is "
             "returned as it is (202) and keeps going."
+        ),
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1,
+        description=(
+            "Largest body a `POST /v1/hooks/{id}` delivery may have (413 beyond); applies to hooks "
+            "instead of `max_body_bytes`."
+        ),
+    )
+    endpoint_cache_entries: int = Field(
+        default=1024,
+        ge=1,
+        description=(
+            "Results kept by the cache of published endpoints (`endpoint: {cache: ...}`), least recently "
+            "used dropped first; one entry per revision and inputs."
         ),
     )
     examples_dir: str | None = Field(
