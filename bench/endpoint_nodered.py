@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.endpoint_procs import ROOT, Service, free_port
 
@@ -102,7 +103,7 @@ def ensure_node_red(*, install: bool = True, cache_dir: Path = CACHE_DIR) -> Nod
     return NodeRed(red_js, node)
 
 
-def flow_nodes(flows_file: Path = FLOWS_FILE) -> list[dict[str, object]]:
+def flow_nodes(flows_file: Path = FLOWS_FILE) -> list[dict[str, Any]]:
     """The nodes of the benchmark's flow file."""
     nodes = json.loads(flows_file.read_text(encoding="utf-8"))
     if not isinstance(nodes, list):
