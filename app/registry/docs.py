@@ -124,10 +124,10 @@ def render_index(connectors: Iterable[Connector]) -> str:
     ]
     for c in sorted(connectors, key=lambda c: c.key):
         triggers = [op.name for op in (*c.polls(), *c.webhooks())]
-        lines.append(
-            f"| [{c.title}]({c.key}.md) ({_code(c.key)}) | {_cell(c.description)} | "
-            f"{_cell(', '.join(op.name for op in c.actions()))} | {_cell(', '.join(triggers)) if triggers else '-'} |"
-        )
+        actions = _cell(", ".join(op.name for op in c.actions()))
+        trigger_cell = _cell(", ".join(triggers)) if triggers else "-"
+        title = f"[{c.title}]({c.key}.md) ({_code(c.key)})"
+        lines.append(f"| {title} | {_cell(c.description)} | {actions} | {trigger_cell} |")
     return "\n".join(lines) + "\n"
 
 
