@@ -122,7 +122,37 @@ class Settings(BaseSettings):
             "concurrency; HTTP/1.1 only). Both keep the egress guard and pin connections."
         ),
     )
-    max_concurrent_runs: int = Field(default=32, description="Runs executing at once in this process.")
+    max_concurrent_runs: int = Field(
+        default=32,
+        ge=1,
+        description=(
+            "Runs executing at once in this process (the global limit; a pipeline's `concurrency.limit` "
+            "applies within it)."
+        ),
+    )
+    run_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Finished runs (and their steps) older than this many days are pruned; 0 keeps them.",
+    )
+    run_retention_max_per_pipeline: int = Field(
+        default=10_000,
+        ge=0,
+        description="Finished runs beyond the newest N of each pipeline are pruned; 0 sets no cap.",
+    )
+    run_prune_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the server prunes old runs (`mashpipe prune` does it on demand).",
+    )
+    run_heartbeat_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "How often a process marks the runs it executes as alive. A `running` run with no heartbeat "
+            "for 3 intervals was left by a dead process: it is resumed or failed (see docs/runtime.md)."
+        ),
+    )
     run_wait_max_seconds: float = Field(
         default=30.0,
         description=(
