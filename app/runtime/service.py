@@ -20,9 +20,11 @@ from app.engine.executor import execute as execute_plan
 from app.engine.types import OperationCaller, RunRequest, RunStatus
 from app.errors import Conflict, NotFound
 from app.pipelines.inputs import coerce_inputs
+from app.runtime.masking import Masker, MaskingObserver, masking_scope
 from app.runtime.observer import StorageObserver
 from app.runtime.plans import CompiledRevision, PlanCache, revision_key
 from app.runtime.queue import RunQueue
+from app.runtime.run_secrets import RunSecrets
 from app.settings import Settings
 from app.storage.db import Database
 from app.storage.models import Run, StepRun
@@ -59,11 +61,13 @@ class RunService:
         caller: OperationCaller,
         *,
         plans: PlanCache | None = None,
+        secrets: RunSecrets | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
         self._caller = caller
         self.plans = plans or PlanCache()
+        self.secrets = secrets  # resolves a run's `secrets.*` at its start; None: runs see no secrets
         self.queue: RunQueue | None = None
         self._claim_lock = asyncio.Lock()
         self._cancel_events: dict[str, asyncio.Event] = {}
@@ -145,22 +149,33 @@ class RunService:
         status: str = RunStatus.FAILED.value
         outputs: dict[str, Any] | None = None
         error: dict[str, Any] | None = None
+        masker = Masker()  # secret values are masked in everything recorded or logged (app.runtime.masking)
         try:
             if isinstance(compiled, Exception):
                 raise compiled
+            secrets: dict[str, str] = {}
+            if self.secrets is not None:
+                key = revision_key(run.pipeline_id, run.revision)
+                resolved = await self.secrets.prepare(run.account_id, key, compiled.spec)
+                secrets, masker = resolved.values, resolved.masker
             request = RunRequest(
                 run_id=run.id,
                 inputs=dict(run.inputs),
                 trigger=dict(run.trigger),
-                secrets={},
+                secrets=secrets,
                 started_at=started_at,
             )
-            result = await execute_plan(
-                compiled.plan, request, caller=self._caller, observer=observer, cancel=cancel
-            )
+            with masking_scope(masker):
+                result = await execute_plan(
+                    compiled.plan,
+                    request,
+                    caller=self._caller,
+                    observer=MaskingObserver(observer, masker) if masker else observer,
+                    cancel=cancel,
+                )
             status = RunStatus(result.status).value
-            outputs = result.outputs
-            error = result.error.to_dict() if result.error is not None else None
+            outputs = masker.value(result.outputs)
+            error = masker.value(result.error.to_dict()) if result.error is not None else None
             if status not in FINISHED:
                 status, error = (
                     RunStatus.FAILED.value,
@@ -171,9 +186,10 @@ class RunService:
             await asyncio.shield(self._finish(run_id, RunStatus.FAILED.value, None, interrupted, observer))
             raise
         except Exception as exc:
-            logger.exception("run %s failed with an unexpected error", run_id)
+            with masking_scope(masker):
+                logger.exception("run %s failed with an unexpected error", run_id)
             status, outputs = RunStatus.FAILED.value, None
-            error = _error("internal_error", f"the run failed: {type(exc).__name__}: {exc}")
+            error = _error("internal_error", masker.text(f"the run failed: {type(exc).__name__}: {exc}"))
         await self._finish(run_id, status, outputs, error, observer)
 
     async def _claim(

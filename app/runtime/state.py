@@ -20,11 +20,16 @@ import httpx
 from app.registry import Registry
 from app.runtime.bootstrap import Bootstrap, ensure_default_account, load_examples
 from app.runtime.caller import ConnectorCaller
+from app.runtime.masking import install_log_masking
 from app.runtime.plans import PlanCache
 from app.runtime.queue import InProcessQueue, RunQueue
+from app.runtime.run_secrets import RunSecrets
 from app.runtime.service import RunService
 from app.sdk.http import build_http_client
+from app.security.crypto import Encryptor
 from app.security.keys import load_secret_key
+from app.security.ratelimit import RateLimits
+from app.security.secret_store import SecretStore
 from app.settings import Settings
 from app.storage.db import Database
 
@@ -44,6 +49,9 @@ class State:
     runs: RunService
     queue: RunQueue
     bootstrap: Bootstrap
+    encryptor: Encryptor  # secrets and connection credentials at rest (app.security.crypto)
+    secrets: SecretStore
+    rate_limits: RateLimits
     cache: dict[str, Any] = field(default_factory=dict)  # documents computed once per process
 
 
@@ -53,15 +61,26 @@ async def open_state(
 ) -> AsyncIterator[State]:
     """Build the state, run the start-up chores, yield it, and release everything on exit."""
     async with AsyncExitStack() as stack:
+        rate_limits = RateLimits.from_settings(settings)  # a malformed limit fails before any I/O
+        stack.push_async_callback(rate_limits.aclose)
+        install_log_masking()  # log records made inside a run mask its secrets (app.runtime.masking)
         db = Database(settings.database_url)
         stack.push_async_callback(db.dispose)
         await db.upgrade()
         secret_key = load_secret_key(settings)
+        encryptor = Encryptor.from_settings(settings)
+        secrets = SecretStore(encryptor)
         registry = Registry.load(settings)
         http = build_http_client(settings, transport=http_transport)
         stack.push_async_callback(http.aclose)
         plans = PlanCache()
-        runs = RunService(db, settings, ConnectorCaller(registry, http, settings), plans=plans)
+        runs = RunService(
+            db,
+            settings,
+            ConnectorCaller(registry, http, settings),
+            plans=plans,
+            secrets=RunSecrets(db, secrets),
+        )
         queue = InProcessQueue(runs.execute, max_concurrent=settings.max_concurrent_runs)
         runs.attach_queue(queue)
 
@@ -96,4 +115,7 @@ async def open_state(
             runs=runs,
             queue=queue,
             bootstrap=bootstrap,
+            encryptor=encryptor,
+            secrets=secrets,
+            rate_limits=rate_limits,
         )
