@@ -21,7 +21,8 @@ import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -178,6 +179,20 @@ def map_exception(exc: Exception, operation: Operation) -> StepError:
     )
 
 
+def type_name(annotation: Any) -> str:
+    """A short name of a type for messages: ``list[Issue]``, ``dict[str, Any]``, ``Feed``."""
+    args = get_args(annotation)
+    origin = get_origin(annotation)
+    if annotation is type(None):
+        return "None"
+    if origin in (Union, UnionType):
+        return " | ".join(type_name(arg) for arg in args)
+    if origin is not None and args:
+        name = getattr(origin, "__name__", None) or str(origin).replace("typing.", "")
+        return f"{name}[{', '.join(type_name(arg) for arg in args)}]"
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
 def _convert(operation: Operation, value: Any, what: str = "output") -> tuple[Any, Any]:
     """``value`` checked against the declared output type, and its JSON form."""
     try:
@@ -185,7 +200,7 @@ def _convert(operation: Operation, value: Any, what: str = "output") -> tuple[An
         return checked, operation.output_adapter.dump_python(checked, mode="json")
     except ValidationError as exc:
         problems = pydantic_problems(exc)
-        declared = getattr(operation.output_type, "__name__", None) or str(operation.output_type)
+        declared = type_name(operation.output_type)
         raise StepError(
             _clip(
                 f"{operation.uses} returned an {what} that does not match its declared type {declared}: "
