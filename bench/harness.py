@@ -116,8 +116,17 @@ class BenchResult:
         return data
 
 
-async def measure(variants: dict[str, AsyncFn], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Time each variant ``repeats`` times, interleaved; return the samples in seconds."""
+async def measure(
+    variants: dict[str, AsyncFn],
+    repeats: int,
+    warmup: int = 1,
+    cpu: dict[str, list[float]] | None = None,
+) -> dict[str, list[float]]:
+    """Time each variant ``repeats`` times, interleaved; return the wall-clock samples in seconds.
+
+    When ``cpu`` is given, it receives the CPU time of this process (every thread) per sample:
+    other processes on a shared machine stretch wall time much more than CPU time.
+    """
     for _ in range(warmup):
         for fn in variants.values():
             await fn()
@@ -125,9 +134,12 @@ async def measure(variants: dict[str, AsyncFn], repeats: int, warmup: int = 1) -
     for _ in range(repeats):
         for name, fn in variants.items():
             gc.collect()
+            cpu_start = time.process_time()
             start = time.perf_counter()
             await fn()
             samples[name].append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(time.process_time() - cpu_start)
     return samples
 
 
