@@ -176,6 +176,58 @@ class Settings(BaseSettings):
             "used dropped first; one entry per revision and inputs."
         ),
     )
+    triggers_enabled: bool = Field(
+        default=True,
+        description=(
+            "Run the schedule and poll trigger loops in this process. Several processes may run them on "
+            "one database: each fire time and each poll is handled once (see docs/triggers.md)."
+        ),
+    )
+    trigger_idle_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Longest the trigger loops sleep without re-reading the database (they notice schedules and "
+            "polls saved by other processes within this delay)."
+        ),
+    )
+    schedule_missed_policy: Literal["latest", "all", "none"] = Field(
+        default="latest",
+        description=(
+            "What a schedule does with fire times missed while no scheduler ran (downtime): `latest` runs "
+            "once for the latest missed time, `all` runs each (at most `schedule_catchup_max`, the most "
+            "recent), `none` runs none. Every skipped fire time is counted and shown in the pipeline's view."
+        ),
+    )
+    schedule_catchup_max: int = Field(
+        default=10, ge=1, description="With `schedule_missed_policy=all`: most missed fire times run at once."
+    )
+    schedule_misfire_grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "A fire time handled at most this late is on time, not missed: `schedule_missed_policy=none` "
+            "still runs it."
+        ),
+    )
+    poll_dedupe_window: int = Field(
+        default=1000, ge=1, description="Dedupe keys a poll trigger remembers (the most recent ones)."
+    )
+    poll_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest one poll of a connector may take (then it counts as failed)."
+    )
+    poll_min_interval_seconds: float = Field(
+        default=10.0, ge=0, description="Shortest time between two polls of a trigger, whatever its `every`."
+    )
+    poll_max_backoff_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "After failed polls a trigger waits `every` x 2^(failures-1), at most this long (or `every` "
+            "when that is longer)."
+        ),
+    )
+    poll_concurrency: int = Field(default=8, ge=1, description="Polls running at once in this process.")
     examples_dir: str | None = Field(
         default=None, description="Folder of pipeline YAML files loaded into the bootstrap account at start."
     )
