@@ -7,6 +7,7 @@
     mashpipe run FILE [--input k=v]... [--json-inputs '{...}']
                                                        run locally: no server, no database
     mashpipe accounts create NAME                      prints the new account's API key, once
+    mashpipe accounts list | keys create|list|revoke|rotate-secrets   (app.cli_security)
     mashpipe openapi [--check]                         write (or check) openapi/openapi.json and
                                                        openapi/pipeline.schema.json
     mashpipe connectors list | show KEY | docs [--check]   installed connectors (app.cli_connectors)
@@ -24,6 +25,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_connectors import connector_cli, connectors_cli
+from app.cli_security import accounts_list, keys_cli
 from app.errors import MashpipeError, Unprocessable
 from app.settings import Settings
 
@@ -36,6 +38,8 @@ cli = typer.Typer(
 )
 accounts_cli = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 cli.add_typer(accounts_cli, name="accounts")
+accounts_cli.command("list")(accounts_list)
+cli.add_typer(keys_cli, name="keys")
 cli.add_typer(connectors_cli, name="connectors")
 cli.add_typer(connector_cli, name="connector")
 

@@ -82,7 +82,9 @@ async def get_account(
     if not looks_like_api_key(key):
         raise Unauthorized("invalid, revoked or expired API key")
     now = datetime.now(UTC)
-    found = await ApiKeyRepo(session).find_active_by_hash(hash_api_key(key, state.secret_key), now)
+    key_hash = hash_api_key(key, state.secret_key)
+    await state.rate_limits.hit_key(key_hash)  # per key, before any SQL: 429 past `api_rate_limit`
+    found = await ApiKeyRepo(session).find_active_by_hash(key_hash, now)
     if found is None:
         raise Unauthorized("invalid, revoked or expired API key")
     api_key, account = found

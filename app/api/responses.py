@@ -14,6 +14,7 @@ DESCRIPTIONS: dict[int, str] = {
     413: "Request body too large",
     415: "Unsupported content type",
     422: "The request does not validate (details list every problem)",
+    429: "Too many requests (per API key, or per client on public endpoints); see Retry-After",
     503: "The service is not ready",
 }
 
