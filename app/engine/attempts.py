@@ -49,13 +49,16 @@ async def attempt(
     log: list[str],
     label: str,
     on_attempt: Callable[[int], None],
+    first: int = 1,
 ) -> Any:
     """Run ``once(attempt_number)`` until it succeeds or may not be retried; raises the last error.
 
     ``limit`` is the timeout of each attempt in seconds; ``label`` names the call in messages
-    (``http.get_json``); ``on_attempt`` is told each attempt number before it starts.
+    (``http.get_json``); ``on_attempt`` is told each attempt number before it starts. ``first`` is the
+    number of the first attempt made here (above 1 when a resumed run goes on with a step that an
+    interrupted execution already attempted: the retry budget is shared).
     """
-    number = 1
+    number = max(1, first)
     while True:
         on_attempt(number)
         error: MashpipeError

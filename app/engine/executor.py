@@ -32,7 +32,8 @@ Semantics (the pipeline format leaves these to the engine; tests in ``tests/engi
 * **outputs** are evaluated when every step is done; an error there fails the run.
 * **prior** results (``RunRequest.prior``) of ``succeeded``/``skipped`` steps are reused — not run
   again, their outputs in scope — provided every step they depend on is reused too (otherwise
-  their inputs may change, so they run again).
+  their inputs may change, so they run again). ``RunRequest.attempts_used`` (a run resumed after a
+  restart) makes a step's attempts go on from that number, within the same retry budget.
 * **Observer.** ``step_started`` is called when a step begins (before ``if``); ``step_finished``
   exactly once for every step of the plan, with its final :class:`StepResult` (a copy): begun
   steps, reused prior steps (a log line says so) and never-started ones alike. An observer that
@@ -177,6 +178,8 @@ class _Run:
         def seen(number: int) -> None:
             result.attempts = max(result.attempts, number)
 
+        first = self.request.attempts_used.get(step.id, 0) + 1
+
         if step.core is not None:
             assert step.core.run is not None
             run = step.core.run
@@ -191,7 +194,13 @@ class _Run:
                 return await run(call)
 
             return await attempt(
-                core_once, limit=step.timeout, retry=step.retry, log=log, label=step.uses, on_attempt=seen
+                core_once,
+                limit=step.timeout,
+                retry=step.retry,
+                log=log,
+                label=step.uses,
+                on_attempt=seen,
+                first=first,
             )
 
         async def operation_once(number: int) -> Any:
@@ -210,7 +219,13 @@ class _Run:
             )
 
         value = await attempt(
-            operation_once, limit=step.timeout, retry=step.retry, log=log, label=step.uses, on_attempt=seen
+            operation_once,
+            limit=step.timeout,
+            retry=step.retry,
+            log=log,
+            label=step.uses,
+            on_attempt=seen,
+            first=first,
         )
         return to_output(value)
 

@@ -129,3 +129,6 @@ class RunRequest:
     secrets: dict[str, str] = field(default_factory=dict)
     started_at: datetime | None = None
     prior: dict[str, StepResult] = field(default_factory=dict)  # succeeded/skipped steps to reuse
+    # Attempts an interrupted execution already made of a step (resume after a restart): the step's
+    # retry budget goes on from there instead of starting over.
+    attempts_used: dict[str, int] = field(default_factory=dict)

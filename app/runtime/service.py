@@ -1,8 +1,17 @@
-"""The run service: records runs, executes them with the engine, waits for and cancels them.
+"""The run service: records runs, executes them with the engine, waits for, cancels and retries them.
+
+:meth:`RunService.submit` is THE way to start a run, whatever starts it (manual API call, schedule,
+webhook, published endpoint, poll): it records the run (``queued``, committed, with the trigger's own
+rows when ``in_transaction`` is given) and hands it to the one :class:`~app.runtime.queue.RunQueue`.
+Nothing else creates runs that execute. A pipeline's ``concurrency`` limit is applied there (``skip``
+/ ``fail``: the run is recorded finished at once) and when the run is claimed (``queue``: it waits,
+FIFO per pipeline, see :mod:`app.runtime.limits`).
 
 :meth:`RunService.execute` is the one function that executes a run, whatever queue delivered its id:
-it claims the run (queued → running), loads its revision's compiled plan, runs the engine with a
-storage-backed observer, and always records a final state (any exception → failed, with the message).
+it claims the run (queued → running, under the pipeline's limit), loads its revision's compiled plan,
+runs the engine with a storage-backed observer (reusing the steps of an earlier attempt for a resumed
+or retried run), and always records a final state (any exception → failed, with the message).
+Runs left behind by a dead process are resumed or failed by :mod:`app.runtime.recovery`.
 """
 
 from __future__ import annotations
@@ -20,15 +29,19 @@ from app.engine.executor import execute as execute_plan
 from app.engine.types import OperationCaller, RunRequest, RunStatus
 from app.errors import Conflict, NotFound
 from app.pipelines.inputs import coerce_inputs
+from app.runtime.admission import record_run, revision_spec
+from app.runtime.limits import PipelineGate, conflict_error, limit_of
 from app.runtime.masking import Masker, MaskingObserver, masking_scope
 from app.runtime.observer import StorageObserver
 from app.runtime.plans import CompiledRevision, PlanCache, revision_key
-from app.runtime.queue import RunQueue
+from app.runtime.queue import QueueClosed, RunQueue
+from app.runtime.recovery import RecoveryReport, ResumeState, recover_stale, resume_state, settle
 from app.runtime.run_secrets import RunSecrets
 from app.settings import Settings
 from app.storage.db import Database
 from app.storage.models import Run, StepRun
-from app.storage.repositories import PipelineRepo, RunRepo
+from app.storage.repositories import PipelineRepo, RunRepo, RuntimeRepo
+from app.storage.repositories.runtime import StaleRun
 
 InTransaction = Callable[[AsyncSession, Run], Awaitable[None]]
 """Called with the session and the new run (flushed, not committed) in the transaction recording the run:
@@ -39,6 +52,7 @@ everything back and is raised to the caller of :meth:`RunService.submit`."""
 logger = logging.getLogger("mashpipe.runtime")
 
 FINISHED = frozenset({RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value})
+RETRYABLE = frozenset({RunStatus.FAILED.value, RunStatus.CANCELLED.value})
 POLL_INTERVAL = 1.0  # waiting re-reads the run at least this often (a run may finish in another process)
 CANCEL_GRACE = 5.0  # how long cancel() waits for a running run to wind down before answering
 
@@ -74,6 +88,13 @@ class RunService:
         self._pipeline_of: dict[str, str] = {}  # run id -> pipeline id, for runs executing here
         self._done: dict[str, asyncio.Event] = {}
         self._waiters: dict[str, int] = {}
+        self.gate = PipelineGate()  # runs waiting for a slot of their pipeline (on_conflict: queue)
+        self._unclaimed: set[str] = set()  # runs whose claim failed on an error: handed back by tend()
+
+    @property
+    def executing(self) -> frozenset[str]:
+        """Ids of the runs this process is executing right now."""
+        return frozenset(self._cancel_events)
 
     def attach_queue(self, queue: RunQueue) -> None:
         """Where :meth:`submit` and :meth:`recover` send queued runs."""
@@ -99,28 +120,14 @@ class RunService:
         (see :data:`InTransaction`) runs before the commit, in the same transaction.
         """
         async with self._db.session() as session:
-            pipelines = PipelineRepo(session)
-            pipeline = await pipelines.get(account_id, pipeline_name)
+            pipeline = await PipelineRepo(session).get(account_id, pipeline_name)
             if pipeline is None:
                 raise NotFound(f"no pipeline named {pipeline_name!r}")
             number = pipeline.latest_revision if revision is None else revision
-            key = revision_key(pipeline.id, number)
-            spec = self.plans.cached_spec(key)
-            if spec is None:
-                rev = await pipelines.get_revision(pipeline.id, number)
-                if rev is None:
-                    raise NotFound(
-                        f"pipeline {pipeline_name!r} has no revision {number} "
-                        f"(latest is {pipeline.latest_revision})"
-                    )
-                spec = self.plans.spec(key, rev.spec)
+            spec = await revision_spec(session, self.plans, pipeline, number)
             coerced = coerce_inputs(spec, inputs, from_strings=from_strings)
-            run = await RunRepo(session).create(
-                account_id=account_id,
-                pipeline=pipeline,
-                revision=number,
-                inputs=coerced,
-                trigger=trigger or {"kind": "manual"},
+            run = await record_run(
+                session, pipeline, number, spec, inputs=coerced, trigger=trigger or {"kind": "manual"}
             )
             if in_transaction is not None:
                 await in_transaction(session, run)
@@ -128,11 +135,59 @@ class RunService:
             return run
 
     async def submit(self, **kwargs: Any) -> Run:
-        """:meth:`create_run`, then hand the run to the queue."""
+        """Start a run: :meth:`create_run` (same arguments), then hand it to the queue.
+
+        THE entry point of every run (manual, schedule, webhook, endpoint, poll). The run comes back
+        ``queued``, or already finished when the pipeline's ``concurrency`` limit is reached with
+        ``on_conflict: skip`` (``cancelled``, error ``concurrency_skipped``) or ``fail`` (``failed``,
+        error ``concurrency_limit``): such a run is recorded, visible in the history, never started.
+        """
         if self.queue is None:
             raise RuntimeError("no run queue attached to the run service")
         run = await self.create_run(**kwargs)
-        await self.queue.enqueue(run.id)
+        if run.status == RunStatus.QUEUED.value:
+            await self.queue.enqueue(run.id)
+        return run
+
+    async def retry(self, account_id: str, run_id: str) -> Run:
+        """Re-run a failed or cancelled run from its first failed step, as a NEW run.
+
+        The new run has the same revision, inputs and trigger, ``attempt`` + 1 and ``retry_of`` = the
+        retried run; the steps that run ``succeeded`` (or skipped) are reused, not run again (see
+        docs/run-semantics.md). It goes through the queue and the pipeline's concurrency limit like any
+        run. ``NotFound`` for another account's run; ``Conflict`` for a run that succeeded or is still
+        queued or running.
+        """
+        if self.queue is None:
+            raise RuntimeError("no run queue attached to the run service")
+        async with self._db.session() as session:
+            original = await RunRepo(session).get(account_id, run_id)
+            if original is None:
+                raise NotFound(f"no run {run_id!r}")
+            if original.status not in RETRYABLE:
+                reason = (
+                    "succeeded: there is nothing to retry"
+                    if original.status == RunStatus.SUCCEEDED.value
+                    else f"is still {original.status}: only a failed or cancelled run can be retried"
+                )
+                raise Conflict(f"run {run_id} {reason}", details={"status": original.status})
+            pipeline = await PipelineRepo(session).get(account_id, original.pipeline_name)
+            if pipeline is None or pipeline.id != original.pipeline_id:
+                raise NotFound(f"the pipeline of run {run_id} is gone")
+            spec = await revision_spec(session, self.plans, pipeline, original.revision)
+            run = await record_run(
+                session,
+                pipeline,
+                original.revision,
+                spec,
+                inputs=dict(original.inputs),
+                trigger=dict(original.trigger),
+                attempt=original.attempt + 1,
+                retry_of=original.id,
+            )
+            await session.commit()
+        if run.status == RunStatus.QUEUED.value:
+            await self.queue.enqueue(run.id)
         return run
 
     # -- executing --------------------------------------------------------------------------------
@@ -144,7 +199,7 @@ class RunService:
         claimed = await self._claim(run_id, cancel)
         if claimed is None:
             return
-        run, compiled, started_at = claimed
+        run, compiled, started_at, resume = claimed
         observer = StorageObserver(self._db, run_id, max_output_bytes=self._settings.step_output_max_bytes)
         status: str = RunStatus.FAILED.value
         outputs: dict[str, Any] | None = None
@@ -164,6 +219,8 @@ class RunService:
                 trigger=dict(run.trigger),
                 secrets=secrets,
                 started_at=started_at,
+                prior=resume.prior,
+                attempts_used=resume.attempts_used,
             )
             with masking_scope(masker):
                 result = await execute_plan(
@@ -182,8 +239,8 @@ class RunService:
                     _error("internal_error", f"the engine ended the run in state {status!r}"),
                 )
         except asyncio.CancelledError:
-            interrupted = _error("interrupted", "the server stopped while the run was in progress")
-            await asyncio.shield(self._finish(run_id, RunStatus.FAILED.value, None, interrupted, observer))
+            # The server is stopping: resume the run at the next start, or fail it, as for a crash.
+            await asyncio.shield(self._interrupted(run, observer))
             raise
         except Exception as exc:
             with masking_scope(masker):
@@ -194,16 +251,18 @@ class RunService:
 
     async def _claim(
         self, run_id: str, cancel: asyncio.Event
-    ) -> tuple[Run, CompiledRevision | Exception, datetime] | None:
-        """Mark the run running when it is still queued; None when it is not (cancelled, gone...).
+    ) -> tuple[Run, CompiledRevision | Exception, datetime, ResumeState] | None:
+        """Mark the run running when it is still queued and its pipeline has a free slot; None when it
+        does not start now (cancelled, gone, waiting for a slot, or refused by a skip/fail limit).
 
-        Also gives the compiled revision (or the error compiling it, which fails the run)."""
+        Also gives the compiled revision (or the error compiling it, which fails the run) and, for a
+        resumed or retried run, the step results to reuse."""
         async with self._claim_lock:
             try:
                 async with self._db.session() as session:
-                    runs = RunRepo(session)
-                    run = await runs.get_any(run_id)
+                    run = await RunRepo(session).get_any(run_id)
                     if run is None or run.status != RunStatus.QUEUED.value:
+                        await self._dropped(run_id)
                         return None
                     key = revision_key(run.pipeline_id, run.revision)
                     compiled: CompiledRevision | Exception | None = self.plans.cached(key)
@@ -216,16 +275,81 @@ class RunService:
                                 compiled = self.plans.get(key, revision.spec)
                             except Exception as exc:  # a stored spec the engine refuses fails the run
                                 compiled = exc
-                    started_at = _now()
-                    if not await runs.mark_running(run_id, started_at):
+                    limit = limit_of(compiled.spec) if isinstance(compiled, CompiledRevision) else None
+                    queueing = limit is not None and limit.on_conflict == "queue"
+                    if queueing and self.gate.should_wait(run.pipeline_id, run_id):
+                        self.gate.park(run.pipeline_id, run_id)  # behind the runs already waiting
                         return None
+                    now = _now()
+                    repo = RuntimeRepo(session)
+                    outcome = await repo.claim(
+                        run_id, now, pipeline_id=run.pipeline_id, limit=limit.limit if limit else None
+                    )
+                    if outcome == "not_queued":
+                        await self._dropped(run_id)
+                        return None
+                    if outcome == "at_limit":
+                        assert limit is not None
+                        if queueing:
+                            self.gate.park(run.pipeline_id, run_id)
+                            return None
+                        status, error = conflict_error(run.pipeline_name, limit)
+                        await RunRepo(session).finish(run_id, status, None, error, now)
+                        await session.commit()
+                        self._notify(run_id)
+                        return None
+                    self.gate.started(run_id)
+                    resume = ResumeState()
+                    if run.started_at is not None or run.retry_of is not None:
+                        # resumed after a restart (it had started) and/or a retry: reuse earlier steps
+                        own = await repo.step_rows([run.id]) if run.started_at is not None else []
+                        earlier = await repo.step_rows([run.retry_of]) if run.retry_of else []
+                        resume = resume_state(own, earlier)
                     await session.commit()
                     self._cancel_events[run_id] = cancel
                     self._pipeline_of[run_id] = run.pipeline_id
-                    return run, compiled, started_at
+                    return run, compiled, run.started_at or now, resume
             except Exception:
-                logger.exception("run %s: could not be claimed", run_id)
+                logger.exception("run %s: could not be claimed; tried again shortly", run_id)
+                self._unclaimed.add(run_id)
                 return None
+
+    async def _dropped(self, run_id: str) -> None:
+        """A delivered run will not start: if it held its pipeline's turn, pass the turn on."""
+        pipeline_id = self.gate.dropped(run_id)
+        if pipeline_id is not None:
+            await self._wake(pipeline_id)
+
+    async def _wake(self, pipeline_id: str) -> None:
+        """A slot of the pipeline may be free: hand its oldest waiting run back to the queue."""
+        run_id = self.gate.release(pipeline_id)
+        if run_id is None or self.queue is None:
+            return
+        try:
+            await self.queue.enqueue(run_id)
+        except QueueClosed:
+            pass  # shutting down: the run stays queued in the database and starts after a restart
+
+    async def _interrupted(self, run: Run, observer: StorageObserver) -> None:
+        """The run's task is cancelled (the server stops): write its steps, then resume it at the next
+        start (back to ``queued``) or fail it, by the same rule as after a crash."""
+        self._cancel_events.pop(run.id, None)
+        pipeline_id = self._pipeline_of.pop(run.id, None)
+        try:
+            steps = await observer.drain()
+            async with self._db.session() as session:
+                await RunRepo(session).upsert_steps(run.id, steps, self._settings.step_output_max_bytes)
+                target = StaleRun(run.id, run.pipeline_id, run.revision)
+                await settle(session, self.plans, target, stale_before=None, now=_now())
+                await session.commit()
+        except NotFound:
+            logger.info("run %s is gone (pipeline deleted): its final state is not recorded", run.id)
+        except Exception:
+            logger.exception("run %s: could not record its interruption", run.id)
+        finally:
+            self._notify(run.id)
+            if pipeline_id is not None:
+                self.gate.dropped(run.id)
 
     async def _finish(
         self,
@@ -237,7 +361,7 @@ class RunService:
     ) -> None:
         """Record the final state, with the step states the observer has not written yet."""
         self._cancel_events.pop(run_id, None)
-        self._pipeline_of.pop(run_id, None)
+        pipeline_id = self._pipeline_of.pop(run_id, None)
         try:
             steps = await observer.drain() if observer is not None else []
             async with self._db.session() as session:
@@ -251,6 +375,8 @@ class RunService:
             logger.exception("run %s: could not record its final state %s", run_id, status)
         finally:
             self._notify(run_id)
+            if pipeline_id is not None:
+                await self._wake(pipeline_id)
 
     # -- waiting and cancelling -------------------------------------------------------------------
 
@@ -313,6 +439,7 @@ class RunService:
                     )
                     await session.commit()
                     self._notify(run_id)
+                    await self._dropped(run_id)
                     return
                 event.set()
         await self.wait(run_id, CANCEL_GRACE)
@@ -330,41 +457,50 @@ class RunService:
 
     # -- recovery ---------------------------------------------------------------------------------
 
-    async def recover(self) -> tuple[int, int]:
-        """At start-up: fail runs left ``running`` by a dead process, re-enqueue runs left ``queued``.
-
-        Returns ``(failed, requeued)``.
-        """
-        failed: list[str] = []
-        queued: list[str] = []
+    async def recover(self) -> RecoveryReport:
+        """At start-up: resume or fail the runs left ``running`` by a dead process (see
+        :mod:`app.runtime.recovery`), then hand every ``queued`` run to the queue, oldest first (the
+        resumed ones included), so none is dropped and each pipeline's order holds."""
+        report = await recover_stale(
+            self._db,
+            self.plans,
+            now=_now(),
+            heartbeat_seconds=self._settings.run_heartbeat_seconds,
+            exclude=self.executing,
+        )
         async with self._db.session() as session:
-            runs = RunRepo(session)
-            for run in await runs.unfinished():
-                if run.status == RunStatus.RUNNING.value and run.id not in self._cancel_events:
-                    await runs.finish(
-                        run.id,
-                        RunStatus.FAILED.value,
-                        None,
-                        _error(
-                            "interrupted",
-                            "the process executing this run stopped before it finished (restart or crash)",
-                        ),
-                        _now(),
-                    )
-                    failed.append(run.id)
-                elif run.status == RunStatus.QUEUED.value:
-                    queued.append(run.id)
-            await session.commit()
-        if queued and self.queue is not None:
-            for run_id in queued:
+            report.requeued = await RuntimeRepo(session).queued_ids()
+        if self.queue is not None:
+            for run_id in report.requeued:
                 await self.queue.enqueue(run_id)
-        if failed or queued:
-            logger.info(
-                "recovery: %d interrupted run(s) marked failed, %d queued run(s) re-enqueued",
-                len(failed),
-                len(queued),
-            )
-        return len(failed), len(queued)
+        if report.requeued:
+            logger.info("recovery: %d queued run(s) handed to the queue", len(report.requeued))
+        return report
+
+    async def tend(self, now: datetime | None = None) -> RecoveryReport:
+        """The periodic chore (every ``run_heartbeat_seconds``, :mod:`app.runtime.maintenance`): mark
+        the runs executing here alive, resume or fail runs whose process died, and hand back runs that
+        wait for a slot another process may have freed, or whose claim failed on an error."""
+        now = now or _now()
+        executing = self.executing
+        if executing:
+            async with self._db.session() as session:
+                await RuntimeRepo(session).heartbeat(executing, now)
+                await session.commit()
+        report = await recover_stale(
+            self._db,
+            self.plans,
+            now=now,
+            heartbeat_seconds=self._settings.run_heartbeat_seconds,
+            exclude=executing | self.executing,
+        )
+        if self.queue is not None:
+            unclaimed, self._unclaimed = self._unclaimed, set()
+            for run_id in [*report.resumed, *sorted(unclaimed)]:
+                await self.queue.enqueue(run_id)
+        for pipeline_id in self.gate.idle_pipelines():
+            await self._wake(pipeline_id)
+        return report
 
     # -- reading ----------------------------------------------------------------------------------
 

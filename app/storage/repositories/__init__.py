@@ -4,5 +4,6 @@ from app.storage.repositories.accounts import AccountRepo, ApiKeyRepo
 from app.storage.repositories.hooks import HookRepo, PublishedRepo
 from app.storage.repositories.pipelines import PipelineRepo
 from app.storage.repositories.runs import RunRepo
+from app.storage.repositories.runtime import RuntimeRepo as RuntimeRepo
 
 __all__ = ["AccountRepo", "ApiKeyRepo", "HookRepo", "PipelineRepo", "PublishedRepo", "RunRepo"]

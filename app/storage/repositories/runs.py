@@ -85,8 +85,11 @@ class RunRepo:
         inputs: dict[str, Any],
         trigger: dict[str, Any],
         status: RunStatus | str = RunStatus.QUEUED,
+        attempt: int = 1,
+        retry_of: str | None = None,
     ) -> Run:
-        """Record a new run of ``pipeline`` at ``revision`` (a revision or its number)."""
+        """Record a new run of ``pipeline`` at ``revision`` (a revision or its number); a retry gives
+        the run it retries (``retry_of``) and its ``attempt`` number."""
         if pipeline.account_id != account_id:
             raise NotFound(f"pipeline {pipeline.name!r} not found")
         if isinstance(revision, PipelineRevision):
@@ -108,7 +111,8 @@ class RunRepo:
             trigger=trigger,
             inputs=inputs,
             created_at=utcnow(),
-            attempt=1,
+            attempt=attempt,
+            retry_of=retry_of,
         )
         self.session.add(run)
         await self.session.flush()

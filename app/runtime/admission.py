@@ -1,0 +1,77 @@
+"""Recording a run: the revision's spec, and the ``skip``/``fail`` concurrency limits at submission.
+
+Used by :meth:`app.runtime.service.RunService.create_run` (and so ``submit``) and
+:meth:`~app.runtime.service.RunService.retry`, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import NotFound
+from app.pipelines.spec import PipelineSpec
+from app.runtime.limits import conflict_error, limit_of
+from app.runtime.plans import PlanCache, revision_key
+from app.storage.models import Pipeline, Run
+from app.storage.repositories import PipelineRepo, RunRepo, RuntimeRepo
+
+
+async def revision_spec(
+    session: AsyncSession, plans: PlanCache, pipeline: Pipeline, number: int
+) -> PipelineSpec:
+    """The (cached) spec of revision ``number`` of the pipeline; ``NotFound`` when there is none."""
+    key = revision_key(pipeline.id, number)
+    spec = plans.cached_spec(key)
+    if spec is None:
+        revision = await PipelineRepo(session).get_revision(pipeline.id, number)
+        if revision is None:
+            raise NotFound(
+                f"pipeline {pipeline.name!r} has no revision {number} (latest is {pipeline.latest_revision})"
+            )
+        spec = plans.spec(key, revision.spec)
+    return spec
+
+
+async def record_run(
+    session: AsyncSession,
+    pipeline: Pipeline,
+    number: int,
+    spec: PipelineSpec,
+    *,
+    inputs: dict[str, Any],
+    trigger: dict[str, Any],
+    attempt: int = 1,
+    retry_of: str | None = None,
+) -> Run:
+    """Insert a ``queued`` run (flushed, not committed). When the revision's ``concurrency`` limit is
+    already reached and ``on_conflict`` is ``skip`` or ``fail``, the run is recorded finished at once
+    (``cancelled`` / ``concurrency_skipped`` or ``failed`` / ``concurrency_limit``): visible, never
+    started.
+
+    The count comes AFTER the insert: on SQLite the insert holds the write lock until the commit, on
+    PostgreSQL the pipeline row is locked first, so two submissions never both pass a limit."""
+    limit = limit_of(spec)
+    guarded = limit if limit is not None and limit.on_conflict != "queue" else None
+    repo = RuntimeRepo(session)
+    if guarded is not None:
+        await repo.lock_pipeline(pipeline.id)
+    runs = RunRepo(session)
+    run = await runs.create(
+        account_id=pipeline.account_id,
+        pipeline=pipeline,
+        revision=number,
+        inputs=inputs,
+        trigger=trigger,
+        attempt=attempt,
+        retry_of=retry_of,
+    )
+    if guarded is not None and await repo.over_limit(pipeline.id, run.id, guarded.limit):
+        status, error = conflict_error(pipeline.name, guarded)
+        await runs.finish(run.id, status, None, error, datetime.now(UTC))
+    return run
+
+
+__all__ = ["record_run", "revision_spec"]
