@@ -20,6 +20,7 @@ import httpx
 from app.registry import Registry
 from app.runtime.bootstrap import Bootstrap, ensure_default_account, load_examples
 from app.runtime.caller import ConnectorCaller
+from app.runtime.maintenance import Maintenance
 from app.runtime.masking import install_log_masking
 from app.runtime.plans import PlanCache
 from app.runtime.queue import InProcessQueue, RunQueue
@@ -105,6 +106,9 @@ async def open_state(
         await runs.recover()
         await queue.start()
         stack.push_async_callback(queue.stop)
+        maintenance = Maintenance(runs, db, settings)  # heartbeats, recovery sweeps, retention
+        await maintenance.start()
+        stack.push_async_callback(maintenance.stop)
         yield State(
             settings=settings,
             db=db,
