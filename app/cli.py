@@ -8,6 +8,7 @@
                                                        run locally: no server, no database
     mashpipe accounts create NAME                      prints the new account's API key, once
     mashpipe accounts list | keys create|list|revoke|rotate-secrets   (app.cli_security)
+    mashpipe prune [--days N] [--max-per-pipeline N]   delete old finished runs (app.cli_runs)
     mashpipe openapi [--check]                         write (or check) openapi/openapi.json and
                                                        openapi/pipeline.schema.json
     mashpipe connectors list | show KEY | docs [--check]   installed connectors (app.cli_connectors)
@@ -25,6 +26,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_connectors import connector_cli, connectors_cli
+from app.cli_runs import prune
 from app.cli_security import accounts_list, keys_cli
 from app.errors import MashpipeError, Unprocessable
 from app.settings import Settings
@@ -42,6 +44,7 @@ accounts_cli.command("list")(accounts_list)
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(connectors_cli, name="connectors")
 cli.add_typer(connector_cli, name="connector")
+cli.command("prune")(prune)
 
 OPENAPI_FILE = "openapi.json"
 PIPELINE_SCHEMA_FILE = "pipeline.schema.json"
