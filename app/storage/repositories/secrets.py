@@ -67,7 +67,7 @@ class SecretRepo:
             Secret.account_id == account_id, Secret.name.in_(sorted(names))
         )
         rows = await self.session.execute(statement)
-        return {str(name): str(ciphertext) for name, ciphertext in rows.tuples()}
+        return {str(name): str(ciphertext) for name, ciphertext in rows}
 
     async def put(
         self, account_id: str, name: str, ciphertext: str, now: datetime | None = None
