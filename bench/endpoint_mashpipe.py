@@ -2,15 +2,19 @@
 
 The server is the console script in its own process (uvicorn, as users run it) on a free port of
 127.0.0.1, with a fresh SQLite file in the benchmark's temporary folder, a known bootstrap API key,
-the egress allowlist opened for 127.0.0.1 only (the local upstream), warnings-only logs, and the
-outbound HTTP transport given (``MASHPIPE_HTTP_TRANSPORT``). Pipelines are saved through the API
+the egress allowlist opened for 127.0.0.1 only (the local upstream), warnings-only logs, the
+outbound HTTP transport given (``MASHPIPE_HTTP_TRANSPORT``) and the rate limits off (one client
+sending thousands of requests a second is the point here). Pipelines are saved through the API
 (``PUT /v1/pipelines/{name}``), as a user would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import sqlite3
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -62,6 +66,24 @@ class MashpipeServer:
         assert isinstance(answer, dict)
         return answer
 
+    def active_runs(self) -> int:
+        """Runs still queued or running, read from the SQLite file (read-only)."""
+        uri = f"file:{self.database}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as connection:
+            (count,) = connection.execute(
+                "SELECT count(*) FROM runs WHERE status IN ('queued', 'running')"
+            ).fetchone()
+        return int(count)
+
+    def wait_idle(self, timeout: float = 120.0) -> None:
+        """Wait until no run is queued or running: runs started by a load that has ended would
+        otherwise take CPU from whatever is measured next."""
+        deadline = time.monotonic() + timeout
+        while self.active_runs():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.service.name}: runs still active after {timeout:.0f} s")
+            time.sleep(0.05)
+
     def require_routes(self, *routes: str) -> None:
         """:class:`MissingDependency` when the server does not serve every one of ``routes`` yet."""
         status, document = self.request("GET", "/openapi.json")
@@ -101,6 +123,10 @@ def start_mashpipe(
         "MASHPIPE_PORT": str(port),
         "MASHPIPE_LOG_LEVEL": "warning",
         "MASHPIPE_HTTP_TRANSPORT": transport,
+        # Rate limits off: a load test from one client would only measure 429s. (The public limit is a
+        # moving window in memory; at benchmark rates its per-request cost would grow with the limit.)
+        "MASHPIPE_PUBLIC_RATE_LIMIT": "",
+        "MASHPIPE_API_RATE_LIMIT": "",
         **(extra_env or {}),
     }
     service = Service.start(
