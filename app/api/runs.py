@@ -1,16 +1,16 @@
-"""`/v1/runs`: list runs, read one with every step, cancel one."""
+"""`/v1/runs`: list runs, read one with every step, cancel one, retry a failed one."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response, status
 
-from app.api.deps import AccountDep, RunServiceDep, SessionDep
+from app.api.deps import AccountDep, RunServiceDep, SessionDep, SettingsDep
 from app.api.responses import errors
 from app.api.views import run_read, run_summary
 from app.schemas.base import Page
-from app.schemas.runs import RunRead, RunStatusName, RunSummary
+from app.schemas.runs import RunRead, RunRetry, RunStatusName, RunSummary
 from app.storage.repositories import RunRepo
 
 router = APIRouter(tags=["runs"])
@@ -66,4 +66,37 @@ async def cancel_run(run_id: RunId, account: AccountDep, runs: RunServiceDep) ->
     cancelled) and the answer shows it as it is a few seconds later at most. A finished run is a 409."""
     await runs.cancel(account.id, run_id)
     run, steps = await runs.read(account.id, run_id)
+    return run_read(run, steps)
+
+
+@router.post(
+    "/runs/{run_id}/retry",
+    operation_id="retryRun",
+    summary="Retry a failed run",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunRead,
+    responses={
+        201: {"model": RunRead, "description": "The new run finished (with `wait: true`)"},
+        202: {"description": "The new run is queued, or still running when the wait cap passed"},
+        **errors(401, 404, 409, 422),
+    },
+)
+async def retry_run(
+    run_id: RunId,
+    response: Response,
+    account: AccountDep,
+    runs: RunServiceDep,
+    settings: SettingsDep,
+    body: RunRetry | None = None,
+) -> RunRead:
+    """Re-run a failed or cancelled run from its first failed step, as a NEW run (`attempt` + 1,
+    `retry_of` = this run) of the same revision with the same inputs and trigger: the steps that
+    succeeded (or were skipped) are reused with their outputs, not run again; the others run. A run that
+    succeeded, or is still queued or running, is a 409. With `wait: true` the answer comes when the new
+    run is finished (201), or after a server-side cap with the run as it is (202)."""
+    body = body or RunRetry()
+    run = await runs.retry(account.id, run_id)
+    if body.wait and await runs.wait(run.id, settings.run_wait_max_seconds):
+        response.status_code = status.HTTP_201_CREATED
+    run, steps = await runs.read(account.id, run.id)
     return run_read(run, steps)

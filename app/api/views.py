@@ -58,6 +58,8 @@ def _summary_fields(run: Run) -> dict[str, Any]:
         "revision": run.revision,
         "status": run.status,
         "trigger_kind": run.trigger_kind,
+        "attempt": run.attempt,
+        "retry_of": run.retry_of,
         "created_at": run.created_at,
         "started_at": run.started_at,
         "finished_at": run.finished_at,

@@ -85,14 +85,14 @@ def judge(spec: PipelineSpec | None, rows: Iterable[StepRun]) -> Verdict:
     if not exhausted:
         return Verdict(True, names)
     first = exhausted[0]
-    policy = (
-        "has no retry policy"
+    why = (
+        "it has no retry policy"
         if first["allowed"] == 1
-        else f"allows {first['allowed']} attempts and {first['attempts']} were made"
+        else f"it had used all {first['allowed']} attempts of its retry policy"
     )
     message = (
-        f"interrupted by a server restart: step `{first['step_id']}` was running and its retry policy "
-        f"{policy}, so it is not run again"
+        f"interrupted by a server restart: step `{first['step_id']}` was running and {why}, "
+        "so it is not run again"
     )
     return Verdict(False, names, _error(message, {"steps": exhausted}))
 

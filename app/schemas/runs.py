@@ -42,6 +42,18 @@ class StepRunRead(APIModel):
     logs: list[str] = Field(default_factory=list)
 
 
+class RunRetry(APIModel):
+    """Retry a failed or cancelled run."""
+
+    wait: bool = Field(
+        default=False,
+        description=(
+            "Answer once the new run is finished (201), up to a server-side cap; past the cap, or without "
+            "wait, the new run is returned as it is (202)"
+        ),
+    )
+
+
 class RunSummary(APIModel):
     """A run in a list."""
 
@@ -50,6 +62,8 @@ class RunSummary(APIModel):
     revision: int
     status: RunStatusName
     trigger_kind: str
+    attempt: int = Field(default=1, description="1, or the number of this retry of the same run + 1")
+    retry_of: str | None = Field(default=None, description="The run this one retries (POST .../retry)")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
