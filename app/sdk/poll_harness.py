@@ -35,7 +35,8 @@ from app.sdk.retries import RetryPolicy
 from app.security.egress import Resolver
 
 DEDUPE_WINDOW = 1000
-"""How many dedupe keys a trigger remembers (the most recent ones)."""
+"""How many dedupe keys a trigger remembers (the most recent ones) unless ``settings.poll_dedupe_window``
+says otherwise."""
 
 
 @dataclass(slots=True)
@@ -60,8 +61,9 @@ class PollHarness:
     """Polls one trigger again and again with in-memory poll state (see the module docstring).
 
     Keyword arguments are those of :func:`app.sdk.testing.run_poll`; ``window`` is the size of the
-    dedupe window, ``baseline=False`` makes the first poll start runs too, ``cursor`` starts from a
-    stored cursor (which also skips the baseline).
+    dedupe window (default: ``settings.poll_dedupe_window``, as on the server), ``baseline=False``
+    makes the first poll start runs too, ``cursor`` starts from a stored cursor (which also skips
+    the baseline).
     """
 
     def __init__(
@@ -76,10 +78,12 @@ class PollHarness:
         resolver: Resolver | None = None,
         clock: Callable[[], datetime] | None = None,
         retry: RetryPolicy | None = None,
-        window: int = DEDUPE_WINDOW,
+        window: int | None = None,
         baseline: bool = True,
         cursor: Any = None,
     ) -> None:
+        if window is None:
+            window = int(getattr(settings, "poll_dedupe_window", DEDUPE_WINDOW))
         if window < 1:
             raise ValueError("the dedupe window holds at least one key")
         operation = connector.operation(name)

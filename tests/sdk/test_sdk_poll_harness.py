@@ -10,7 +10,7 @@ import respx
 from pydantic import BaseModel, Field
 
 from app.sdk import Connector, Context, Poll, UpstreamError
-from app.sdk.testing import PollHarness
+from app.sdk.testing import PollHarness, settings_for_tests
 
 API = "https://feed.test"
 
@@ -120,6 +120,11 @@ async def test_starting_from_a_stored_cursor_skips_the_baseline() -> None:
     harness = PollHarness(feed, "new_posts", cursor={"since": 7})
     result = await harness.poll()
     assert (result.baseline, result.items) == (False, posts(8))
+
+
+def test_the_window_defaults_to_the_servers_setting() -> None:
+    assert PollHarness(feed, "new_posts").window == 1000
+    assert PollHarness(feed, "new_posts", settings=settings_for_tests(poll_dedupe_window=7)).window == 7
 
 
 def test_only_triggers_can_be_followed() -> None:
