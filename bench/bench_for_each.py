@@ -99,14 +99,15 @@ async def run(config: BenchConfig) -> BenchResult:
 
                 variants = {"engine": engine, "engine/aiohttp": engine_aiohttp}
                 baselines = {"httpx": baseline_httpx, "aiohttp": baseline_aiohttp}
-                samples = await measure({**variants, **baselines}, config.repeats)
+                cpu: dict[str, list[float]] = {}
+                samples = await measure({**variants, **baselines}, config.repeats, cpu=cpu)
                 if config.profile:
                     result.notes.append(await profile_async(engine))
         finally:
             await client.aclose()
             await aio_client.aclose()
 
-    result.samples = samples
+    result.samples = {**samples, **{f"{name}.cpu": values for name, values in cpu.items()}}
     engine_s, engine_aio_s, httpx_s, aiohttp_s = (
         median(samples[k]) for k in ("engine", "engine/aiohttp", "httpx", "aiohttp")
     )
@@ -123,6 +124,10 @@ async def run(config: BenchConfig) -> BenchResult:
         Line("ratio engine (http_transport=aiohttp) / aiohttp baseline", engine_aio_s / aiohttp_s, "x"),
         Line("ratio httpx baseline / ideal", httpx_s / ideal_s, "x"),
         Line("ratio aiohttp baseline / ideal", aiohttp_s / ideal_s, "x"),
+        Line("CPU per call: engine (default transport)", median(cpu["engine"]) / calls, "s"),
+        Line("CPU per call: engine (aiohttp transport)", median(cpu["engine/aiohttp"]) / calls, "s"),
+        Line("CPU per call: hand-written httpx", median(cpu["httpx"]) / calls, "s"),
+        Line("CPU per call: hand-written aiohttp", median(cpu["aiohttp"]) / calls, "s"),
     ]
     result.targets += [
         Target("for_each wall / ideal (default transport)", engine_s / ideal_s, "<=", TARGET_VS_IDEAL, "x"),
