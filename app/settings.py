@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     step_output_max_bytes: int = Field(
         default=262_144, description="Step outputs larger than this (as JSON) are stored truncated."
     )
+    run_outputs_max_bytes: int = Field(
+        default=1_048_576,
+        ge=1,
+        description="A run whose outputs (as JSON) are larger than this fails with `outputs_too_large`.",
+    )
     response_max_bytes: int = Field(
         default=10_485_760, description="Largest upstream response body a connector may read."
     )

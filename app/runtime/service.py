@@ -33,6 +33,7 @@ from app.runtime.admission import record_run, revision_spec
 from app.runtime.limits import PipelineGate, conflict_error, limit_of
 from app.runtime.masking import Masker, MaskingObserver, masking_scope
 from app.runtime.observer import StorageObserver
+from app.runtime.output_limits import outputs_error
 from app.runtime.plans import CompiledRevision, PlanCache, revision_key
 from app.runtime.queue import QueueClosed, RunQueue
 from app.runtime.recovery import RecoveryReport, ResumeState, recover_stale, resume_state, settle
@@ -233,6 +234,9 @@ class RunService:
             status = RunStatus(result.status).value
             outputs = masker.value(result.outputs)
             error = masker.value(result.error.to_dict()) if result.error is not None else None
+            too_large = outputs_error(outputs, self._settings.run_outputs_max_bytes)
+            if too_large is not None:
+                status, outputs, error = RunStatus.FAILED.value, None, too_large
             if status not in FINISHED:
                 status, error = (
                     RunStatus.FAILED.value,
