@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.engine.types import StepError, StepResult, StepStatus
 from app.storage.base import ID_LENGTH, Base, new_id, utcnow
+from app.storage.models_connections import ConnectionRow as ConnectionRow  # connections (task S2)
 from app.storage.models_hooks import Hook as Hook  # the webhook tables (task H3)
 from app.storage.models_secrets import Secret as Secret  # the secrets table (task S1)
 from app.storage.models_triggers import TriggerRow as TriggerRow  # schedule and poll triggers (task H2)
