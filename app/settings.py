@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `mashpipe serve` binds to.")
     port: int = Field(default=8000, description="Port `mashpipe serve` listens on.")
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The server's external base URL (https://mashpipe.example.com). OAuth2 redirect URIs are "
+            "`<public_url>/v1/oauth/callback`; register that URI with each OAuth app. Default: the URL the "
+            "API request came to. OAuth clients: `MASHPIPE_OAUTH_<CONNECTOR>_CLIENT_ID` and "
+            "`MASHPIPE_OAUTH_<CONNECTOR>_CLIENT_SECRET` (or per connection, in its credentials)."
+        ),
+    )
     max_body_bytes: int = Field(default=1_048_576, description="Largest request body the API accepts.")
     max_yaml_bytes: int = Field(default=262_144, description="Largest pipeline source accepted.")
     step_output_max_bytes: int = Field(
