@@ -97,6 +97,11 @@ class RunService:
         """Ids of the runs this process is executing right now."""
         return frozenset(self._cancel_events)
 
+    def _caller_for(self, account_id: str) -> OperationCaller:
+        """The caller bound to the run's account (its connections), when the caller can be bound."""
+        bind = getattr(self._caller, "for_account", None)
+        return bind(account_id) if callable(bind) else self._caller
+
     def attach_queue(self, queue: RunQueue) -> None:
         """Where :meth:`submit` and :meth:`recover` send queued runs."""
         self.queue = queue
@@ -227,7 +232,7 @@ class RunService:
                 result = await execute_plan(
                     compiled.plan,
                     request,
-                    caller=self._caller,
+                    caller=self._caller_for(run.account_id),
                     observer=MaskingObserver(observer, masker) if masker else observer,
                     cancel=cancel,
                 )
