@@ -22,6 +22,7 @@ from bench import (
     bench_for_each,
     bench_list_steps,
     bench_persistence,
+    bench_runs_listing,
     endpoint_bench,
     webhook_bench,
 )
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, tuple[str, BenchFn]] = {
         bench_for_each,
         bench_list_steps,
         bench_persistence,
+        bench_runs_listing,
         endpoint_bench,
         webhook_bench,
     )

@@ -68,7 +68,7 @@ async def record_run(
         attempt=attempt,
         retry_of=retry_of,
     )
-    if guarded is not None and await repo.over_limit(pipeline.id, run.id, guarded.limit):
+    if guarded is not None and await repo.over_limit(pipeline.id, guarded.limit):
         status, error = conflict_error(pipeline.name, guarded)
         await runs.finish(run.id, status, None, error, datetime.now(UTC))
     return run

@@ -101,18 +101,19 @@ class RuntimeRepo:
         status = await self.session.scalar(select(Run.status).where(Run.id == run_id))
         return "at_limit" if status == RunStatus.QUEUED.value else "not_queued"
 
-    async def over_limit(self, pipeline_id: str, run_id: str, limit: int) -> bool:
-        """True when at least ``limit`` OTHER runs of the pipeline are queued or running.
+    async def over_limit(self, pipeline_id: str, limit: int) -> bool:
+        """True when MORE than ``limit`` runs of the pipeline are queued or running, the new run (inserted
+        in this transaction) included: it would be one too many.
 
-        Counts at most ``limit`` rows of ``ix_runs_pipeline_id_status``, whatever the backlog."""
-        others = (
-            select(Run.id)
-            .where(Run.pipeline_id == pipeline_id, Run.status.in_(UNFINISHED_STATUSES), Run.id != run_id)
-            .limit(limit)
+        Reads at most ``limit`` + 1 entries of ``ix_runs_pipeline_id_status``, whatever the backlog."""
+        unfinished = (
+            select(Run.status)  # a column of the index: the rows themselves are never read
+            .where(Run.pipeline_id == pipeline_id, Run.status.in_(UNFINISHED_STATUSES))
+            .limit(limit + 1)
             .subquery()
         )
-        count = await self.session.scalar(select(func.count()).select_from(others))
-        return (count or 0) >= limit
+        count = await self.session.scalar(select(func.count()).select_from(unfinished))
+        return (count or 0) > limit
 
     async def running_count(self, pipeline_id: str) -> int:
         """How many runs of the pipeline are running now (all processes)."""
