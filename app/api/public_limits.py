@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import RateLimited
 
-PUBLIC_PREFIXES = ("/v1/hooks/", "/v1/apps/")
+PUBLIC_PREFIXES = ("/v1/hooks/", "/v1/apps/", "/v1/oauth/")
 MAX_ROUTE_KEY = 256
 
 
