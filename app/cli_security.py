@@ -200,8 +200,7 @@ def keys_rotate_secrets() -> None:
     """Re-encrypt every stored secret and connection credential under the newest encryption key (the
     first of MASHPIPE_SECRET_KEYS). Idempotent: values already under that key are left alone."""
     from app.security.crypto import Encryptor
-    from app.security.rotation import rotate_all
-    from app.security.secret_store import RotationCount
+    from app.security.rotation import RotationCount, rotate_all
 
     settings = _settings()
     try:

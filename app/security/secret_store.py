@@ -5,16 +5,14 @@ the :class:`~app.security.crypto.Encryptor`. Values go in through :meth:`SecretS
 out only through :meth:`SecretStore.resolve`, which the run service calls when a run starts, for the
 names its revision references (:func:`referenced_secrets`). The API never returns a value.
 
-Also here: :func:`referenced_secrets` (the names a stored spec reads as ``secrets.NAME``) and
-:func:`rotate_secrets` (re-encrypt every stored secret under the newest key).
+Also here: :func:`referenced_secrets`, the names a stored spec reads as ``secrets.NAME``. Key rotation
+is in :mod:`app.security.rotation`.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,17 +21,11 @@ from app.errors import BadRequest, PayloadTooLarge
 from app.pipelines.cel_lexer import split_template
 from app.pipelines.references import find_references
 from app.security.crypto import Encryptor
-from app.storage.db import Database
 from app.storage.models_secrets import Secret
-from app.storage.repositories.secrets import SecretRepo, batches, check_secret_name
-
-logger = logging.getLogger("mashpipe.security")
+from app.storage.repositories.secrets import SecretRepo, check_secret_name
 
 MAX_SECRET_BYTES = 65_536
 """The largest secret value accepted (UTF-8 bytes)."""
-
-ROTATION_BATCH = 200
-"""Secrets re-encrypted per transaction by :func:`rotate_secrets`."""
 
 KIND = "secret"
 """The encryption kind of secrets (see :class:`~app.security.crypto.Encryptor`)."""
@@ -124,36 +116,3 @@ def referenced_secrets(spec_document: Any) -> set[str]:
         if "secrets" in text:
             names |= _names_in(text)
     return names
-
-
-@dataclass(frozen=True, slots=True)
-class RotationCount:
-    """What a re-encryption pass did to one kind of stored value."""
-
-    kind: str
-    total: int
-    rotated: int  # re-encrypted (the others were already under the newest key)
-
-
-async def rotate_secrets(db: Database, encryptor: Encryptor, *, batch: int = ROTATION_BATCH) -> RotationCount:
-    """Re-encrypt every stored secret under the newest key, in batches of ``batch`` per transaction.
-
-    Values already under the newest key are left alone, so running it twice is cheap and an
-    interrupted pass can be run again. A value that cannot be decrypted stops the pass with
-    :class:`~app.security.crypto.DecryptionFailed` (nothing of its batch is written).
-    """
-    async with db.session() as session:
-        ids = await SecretRepo(session).all_ids()
-    rotated = 0
-    for chunk in batches(ids, batch):
-        async with db.session() as session:
-            for secret in await SecretRepo(session).get_by_ids(chunk):
-                if encryptor.is_current(secret.ciphertext):
-                    continue
-                secret.ciphertext = encryptor.rotate(
-                    secret.ciphertext, account_id=secret.account_id, name=secret.name, kind=KIND
-                )
-                rotated += 1
-            await session.commit()
-    logger.info("re-encrypted %d of %d secrets under the newest key", rotated, len(ids))
-    return RotationCount(kind="secrets", total=len(ids), rotated=rotated)

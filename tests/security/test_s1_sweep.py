@@ -51,6 +51,8 @@ CREATES_IN_CALLER: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("put", "/v1/secrets/{name}"): {"json": {"value": "b-writes-its-own"}},
 }
+
+CONNECTION = "conn-of-a"
 """Upserts: with B's key they create B's own resource of that name and must leave A's untouched."""
 
 
@@ -62,7 +64,16 @@ class AccountA:
 
     def markers(self) -> list[str]:
         """A's values that are A's alone (not the account name `default` or the shared catalog)."""
-        private = ("pipeline", "run_id", "key_id", "key_prefix", "secret", "real_hook_id", "description")
+        private = (
+            "pipeline",
+            "run_id",
+            "key_id",
+            "key_prefix",
+            "secret",
+            "real_hook_id",
+            "description",
+            "connection",
+        )
         return [str(self.ids[k]) for k in private if k in self.ids]
 
 
@@ -76,6 +87,7 @@ FILLERS: dict[tuple[str, str], str] = {
     ("apps", "account"): "account_name",
     ("apps", "name"): "pipeline",
     ("connectors", "key"): "connector",
+    ("connections", "name"): "connection",
 }
 """(first segment after /v1, path parameter) -> the key of A's id in ``AccountA.ids``."""
 
@@ -165,6 +177,18 @@ async def account_a(app_state, api) -> AccountA:
         connector="http",
         description="belongs to account A",
     )
+    if "/v1/connections" in app_state[0].openapi()["paths"]:
+        created = await api.post(
+            "/v1/connections",
+            json={
+                "name": CONNECTION,
+                "connector": "openai",
+                "kind": "bearer",
+                "credentials": {"token": SECRET_VALUE},
+            },
+        )
+        assert created.status_code == 201, created.text
+        a.ids["connection"] = CONNECTION
     hooks = saved.get("hooks") or []
     if hooks:
         a.ids["hook_id"] = a.ids["real_hook_id"] = hooks[0]["id"]

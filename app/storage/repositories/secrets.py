@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -107,20 +107,3 @@ class SecretRepo:
             delete(Secret).where(Secret.account_id == account_id, Secret.name == name).returning(Secret.id)
         )
         return result.first() is not None
-
-    async def all_ids(self) -> builtins.list[str]:
-        """The id of every secret of every account (for re-encryption), in a stable order."""
-        return builtins.list(await self.session.scalars(select(Secret.id).order_by(Secret.id)))
-
-    async def get_by_ids(self, ids: Collection[str]) -> builtins.list[Secret]:
-        """The secrets with these ids (any account: for maintenance such as re-encryption)."""
-        if not ids:
-            return []
-        statement = select(Secret).where(Secret.id.in_(sorted(ids))).order_by(Secret.id)
-        return builtins.list(await self.session.scalars(statement))
-
-
-def batches(items: builtins.list[str], size: int) -> Iterator[builtins.list[str]]:
-    """``items`` cut into lists of at most ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
