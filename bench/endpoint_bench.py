@@ -15,7 +15,9 @@ Every server runs in its own process on 127.0.0.1 and reads the same upstream (i
 First every server's answer is checked against the reference (:func:`top_items`): a ratio between
 different answers would mean nothing. Then, for 10 and 50 connections, every variant is loaded in
 turn (interleaved trials, after a warm-up) with wrk or our generator (:mod:`bench.endpoint_load`);
-the median of the trials is reported: requests/s, p50 and p99 latency; RSS per server process.
+the median of the trials is reported: requests/s, p50 and p99 latency, the server's CPU time per
+answer (user + system, all threads: robust to a busy machine, unlike requests/s); RSS per server
+process.
 ``--quick`` (the smoke test) runs Mashpipe (cache off and on) and the reference only, briefly.
 A py-spy profile of the Mashpipe server under load is added in full mode and with ``--profile``.
 """
@@ -114,12 +116,17 @@ def run_sync(config: BenchConfig) -> BenchResult:
         check_answers(variants, result)
 
         def load(variant: Variant, connections: int, duration: float) -> LoadResult:
+            service = servers[variant.server]
+            cpu_before = service.cpu_seconds()
             measured = run_load(
                 variant.url, connections=connections, duration=duration, max_requests=10**9, tool=tool
             )
             # Runs a load started go on after it ends: let them finish before measuring anything else.
             if variant.server in mashpipes:
                 mashpipes[variant.server].wait_idle()
+            cpu_after = service.cpu_seconds()
+            if cpu_before is not None and cpu_after is not None and measured.requests:
+                measured.details["server_cpu_per_answer_s"] = (cpu_after - cpu_before) / measured.requests
             return measured
 
         for variant in variants:  # warm-up: JIT, caches, connection pools
@@ -341,6 +348,11 @@ def report(
             result.lines.append(Line(prefix, rps[(variant.key, connections)], "req/s"))
             result.lines.append(Line("    p50 latency", statistics.median(x.p50_s for x in loads), "s"))
             result.lines.append(Line("    p99 latency", statistics.median(x.p99_s for x in loads), "s"))
+            cpu = [
+                x.details["server_cpu_per_answer_s"] for x in loads if "server_cpu_per_answer_s" in x.details
+            ]
+            if cpu:
+                result.lines.append(Line("    server CPU time per answer", statistics.median(cpu), "s"))
 
         def ratio(a: str, b: str, c: int = connections) -> float:
             return rps[(a, c)] / rps[(b, c)]

@@ -3,7 +3,8 @@
 Every server under test runs in its own process on 127.0.0.1 (a free port picked here), with its
 output going to a log file (a pipe nobody reads could block a chatty server); the tail of that log
 is shown when a server does not come up. Memory is read from ``/proc/<pid>/status``: ``VmRSS``
-(resident now) and ``VmHWM`` (the peak), Linux only (``None`` elsewhere).
+(resident now) and ``VmHWM`` (the peak), and CPU time from ``/proc/<pid>/stat``; Linux only
+(``None`` elsewhere).
 """
 
 from __future__ import annotations
@@ -60,6 +61,20 @@ def proc_status_kib(pid: int, field_name: str) -> int | None:
             parts = line.split()
             return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
     return None
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (all its threads), from ``/proc/<pid>/stat``."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()  # after "pid (comm)": state is fields[0]
+    try:
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
+    except (IndexError, ValueError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(slots=True)
@@ -132,6 +147,10 @@ class Service:
         """:class:`ServiceFailed` when the process has exited."""
         if self.process.poll() is not None:
             raise ServiceFailed(f"{self.name} died (status {self.process.returncode}):\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far (user + system, every thread)."""
+        return proc_cpu_seconds(self.pid)
 
     def rss_bytes(self) -> int | None:
         """Resident memory now."""

@@ -22,6 +22,7 @@ import concurrent.futures
 import contextlib
 import json
 import sqlite3
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -111,9 +112,11 @@ def run_sync(config: BenchConfig) -> BenchResult:
 
         rates: list[LoadResult] = []
         end_to_end: list[float] = []
+        cpu_per_run: list[float] = []
         for trial in range(sizes.trials):
             name = f"bench-hook-rate-{trial + 1}"
             url = save_hook(server, name)
+            cpu_before = server.service.cpu_seconds()
             load, answers = deliver(url, sizes.rate_deliveries, prefix=f"rate{trial + 1}", work=work)
             statuses = Counter(answer["status"] for answer in answers)
             if statuses != Counter({202: sizes.rate_deliveries}):
@@ -123,6 +126,9 @@ def run_sync(config: BenchConfig) -> BenchResult:
             rates.append(load)
             runs = wait_finished(server.database, name, sizes.rate_deliveries)
             end_to_end.append(sizes.rate_deliveries / span_seconds(runs))
+            cpu_after = server.service.cpu_seconds()
+            if cpu_before is not None and cpu_after is not None:
+                cpu_per_run.append((cpu_after - cpu_before) / sizes.rate_deliveries)
             server.service.check_alive()
         once = exactly_once(server, sizes, work)
         if config.profile or not config.quick:
@@ -150,6 +156,7 @@ def run_sync(config: BenchConfig) -> BenchResult:
             sorted(end_to_end)[len(end_to_end) // 2],
             "runs/s",
         ),
+        Line("server CPU time per run (recorded and executed)", statistics.median(cpu_per_run or [0.0]), "s"),
         Line(f"deliveries recorded exactly once (of {sizes.once_deliveries})", once["exactly_once"], "count"),
         Line("    runs lost", once["lost"], "count"),
         Line("    runs recorded twice or more", once["duplicated"], "count"),
