@@ -91,6 +91,7 @@ class RunService:
         self._waiters: dict[str, int] = {}
         self.gate = PipelineGate()  # runs waiting for a slot of their pipeline (on_conflict: queue)
         self._unclaimed: set[str] = set()  # runs whose claim failed on an error: handed back by tend()
+        self._freed: dict[str, int] = {}  # pipeline id -> runs of it finished here (wake-up bookkeeping)
 
     @property
     def executing(self) -> frozenset[str]:
@@ -291,6 +292,7 @@ class RunService:
                         return None
                     now = _now()
                     repo = RuntimeRepo(session)
+                    freed = self._freed.get(run.pipeline_id, 0)
                     outcome = await repo.claim(
                         run_id, now, pipeline_id=run.pipeline_id, limit=limit.limit if limit else None
                     )
@@ -301,6 +303,8 @@ class RunService:
                         assert limit is not None
                         if queueing:
                             self.gate.park(run.pipeline_id, run_id)
+                            if self._freed.get(run.pipeline_id, 0) != freed:
+                                await self._wake(run.pipeline_id)  # a run finished meanwhile: try again
                             return None
                         status, error = conflict_error(run.pipeline_name, limit)
                         await RunRepo(session).finish(run_id, status, None, error, now)
@@ -385,6 +389,7 @@ class RunService:
         finally:
             self._notify(run_id)
             if pipeline_id is not None:
+                self._freed[pipeline_id] = self._freed.get(pipeline_id, 0) + 1
                 await self._wake(pipeline_id)
 
     # -- waiting and cancelling -------------------------------------------------------------------
