@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from app.api import api_router
 from app.api.errors import install_error_handlers
 from app.api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
+from app.api.public_limits import PublicRateLimitMiddleware
 from app.runtime.state import State, open_state
 from app.settings import Settings
 
@@ -31,6 +32,10 @@ TAGS = [
     {"name": "pipelines", "description": "Save, read, update, validate and delete pipelines"},
     {"name": "runs", "description": "Start runs and follow them step by step"},
     {"name": "connectors", "description": "Installed connectors and their operations' JSON Schemas"},
+    {"name": "hooks", "description": "Webhook calls that start runs (the hook id is the credential)"},
+    {"name": "apps", "description": "Published pipelines: their outputs as JSON, RSS or CSV"},
+    {"name": "keys", "description": "The account's API keys: create (shown once), list, revoke"},
+    {"name": "secrets", "description": "Write-only secrets that pipelines read as `${{ secrets.NAME }}`"},
     {"name": "meta", "description": "Health and the pipeline JSON Schema (no API key needed)"},
 ]
 
@@ -69,7 +74,12 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        path_limits=[("/v1/hooks/", settings.webhook_max_body_bytes)],
+    )
+    app.add_middleware(PublicRateLimitMiddleware)  # per client IP and route on /v1/hooks, /v1/apps
     app.add_middleware(AccessLogMiddleware)
     app.include_router(api_router)
     return app

@@ -5,12 +5,16 @@
 
 from fastapi import APIRouter
 
-from app.api import connectors, meta, pipelines, runs
+from app.api import apps, connectors, hooks, keys, meta, pipelines, runs, secrets
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(pipelines.router)
 api_router.include_router(runs.router)
 api_router.include_router(connectors.router)
+api_router.include_router(hooks.router)
+api_router.include_router(apps.router)
+api_router.include_router(keys.router)
+api_router.include_router(secrets.router)
 api_router.include_router(meta.router)
 
 __all__ = ["api_router"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,24 +17,30 @@ access_logger = logging.getLogger("mashpipe.access")
 
 
 class BodySizeLimitMiddleware:
-    """Refuses request bodies larger than ``max_bytes`` with 413.
+    """Refuses request bodies larger than ``max_bytes`` (or the limit of the first ``path_limits`` prefix
+    the path starts with) with 413.
 
     A declared ``Content-Length`` over the limit is refused before the app runs; a body that grows over
     the limit while it streams in (chunked, or a lying length) makes the next ``receive()`` raise a 413
     ``HTTPException``, which the error handlers turn into the usual error shape.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Sequence[tuple[str, int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
-
-    def _message(self) -> str:
-        return f"request body exceeds {self.max_bytes} bytes"
+        self.path_limits = tuple(path_limits)  # (path prefix, limit) replacing max_bytes there
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.max_bytes
+        path = scope.get("path", "")
+        for prefix, limit in self.path_limits:
+            if path.startswith(prefix):
+                max_bytes = limit
+                break
+        too_large = f"request body exceeds {max_bytes} bytes"
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -41,8 +48,8 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     await _send_error(send, 400, "bad_request", "invalid Content-Length header")
                     return
-                if declared > self.max_bytes:
-                    await _send_error(send, 413, "payload_too_large", self._message())
+                if declared > max_bytes:
+                    await _send_error(send, 413, "payload_too_large", too_large)
                     return
         received = 0
 
@@ -51,8 +58,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(413, detail=self._message())
+                if received > max_bytes:
+                    raise HTTPException(413, detail=too_large)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -14,9 +14,17 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from app.api.body import PIPELINE_BODY, read_pipeline_source
 from app.api.deps import AccountDep, RegistryDep, RunServiceDep, SessionDep, SettingsDep
 from app.api.responses import errors
-from app.api.views import pipeline_read, pipeline_summary, revision_read, revision_summary, run_read
+from app.api.views import (
+    hook_reads,
+    pipeline_read,
+    pipeline_summary,
+    revision_read,
+    revision_summary,
+    run_read,
+)
 from app.errors import NotFound
 from app.runtime.pipelines import check_source, create_pipeline, get_pipeline, put_pipeline, validate_problems
+from app.runtime.webhooks import pipeline_hooks
 from app.schemas.base import Page
 from app.schemas.pipelines import (
     PipelineRead,
@@ -28,6 +36,7 @@ from app.schemas.pipelines import (
 )
 from app.schemas.runs import RunCreate, RunRead
 from app.storage.repositories import PipelineRepo
+from app.storage.repositories.secrets import SecretRepo
 
 router = APIRouter(tags=["pipelines"])
 
@@ -50,10 +59,12 @@ async def create(
     `pipeline_invalid`, `details` lists `{line, column, path, code, message}`). An existing name is a 409:
     update it with `PUT /v1/pipelines/{name}`."""
     source = await read_pipeline_source(request)
-    spec = check_source(source, registry, max_bytes=settings.max_yaml_bytes)
+    secret_names = await SecretRepo(session).names(account.id)
+    spec = check_source(source, registry, max_bytes=settings.max_yaml_bytes, secret_names=secret_names)
     saved = await create_pipeline(session, account.id, source, spec)
+    hooks = await pipeline_hooks(session, saved.pipeline.id)
     await session.commit()
-    return pipeline_read(saved.pipeline, saved.revision)
+    return pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, str(request.base_url)))
 
 
 @router.get(
@@ -84,10 +95,11 @@ async def list_pipelines(
     response_model=PipelineRead,
     responses=errors(401, 404, 422),
 )
-async def get(name: PipelineName, account: AccountDep, session: SessionDep) -> PipelineRead:
-    """The pipeline at its latest revision: source, inputs, triggers, outputs and steps."""
+async def get(name: PipelineName, request: Request, account: AccountDep, session: SessionDep) -> PipelineRead:
+    """The pipeline at its latest revision: source, inputs, triggers, outputs, steps and hook URLs."""
     pipeline = await get_pipeline(session, account.id, name)
-    return pipeline_read(pipeline, await PipelineRepo(session).latest_revision(pipeline))
+    hooks = hook_reads(await pipeline_hooks(session, pipeline.id), str(request.base_url))
+    return pipeline_read(pipeline, await PipelineRepo(session).latest_revision(pipeline), hooks)
 
 
 @router.put(
@@ -110,12 +122,14 @@ async def put(
     """Record a new revision (200), or create the pipeline when it does not exist (201). Saving a source
     identical to the latest revision records nothing. The `name` in the file must match the URL (422)."""
     source = await read_pipeline_source(request)
-    spec = check_source(source, registry, max_bytes=settings.max_yaml_bytes)
+    secret_names = await SecretRepo(session).names(account.id)
+    spec = check_source(source, registry, max_bytes=settings.max_yaml_bytes, secret_names=secret_names)
     saved = await put_pipeline(session, account.id, name, source, spec)
+    hooks = await pipeline_hooks(session, saved.pipeline.id)
     await session.commit()
     if saved.created:
         response.status_code = status.HTTP_201_CREATED
-    return pipeline_read(saved.pipeline, saved.revision)
+    return pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, str(request.base_url)))
 
 
 @router.delete(
@@ -183,11 +197,15 @@ async def get_revision(
     openapi_extra=PIPELINE_BODY,
 )
 async def validate(
-    request: Request, account: AccountDep, registry: RegistryDep, settings: SettingsDep
+    request: Request, account: AccountDep, session: SessionDep, registry: RegistryDep, settings: SettingsDep
 ) -> ValidationRead:
-    """Every problem at once, with line and column. An invalid pipeline is still a 200 here."""
+    """Every problem at once, with line and column. An invalid pipeline is still a 200 here. A reference
+    to a secret the account does not have is a problem (`unknown_secret`)."""
     source = await read_pipeline_source(request)
-    spec, problems = validate_problems(source, registry, max_bytes=settings.max_yaml_bytes)
+    secret_names = await SecretRepo(session).names(account.id)
+    spec, problems = validate_problems(
+        source, registry, max_bytes=settings.max_yaml_bytes, secret_names=secret_names
+    )
     return ValidationRead(valid=spec is not None, problems=[ProblemRead.model_validate(p) for p in problems])
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from app.schemas.hooks import HookRead
 from app.schemas.pipelines import PipelineRead, PipelineSummary, RevisionRead, RevisionSummary
 from app.schemas.runs import RunRead, RunSummary, StepRunRead
 from app.storage.models import Pipeline, PipelineRevision, Run, StepRun
+from app.storage.models_hooks import Hook
 
 
 def pipeline_summary(pipeline: Pipeline, revision: PipelineRevision) -> PipelineSummary:
@@ -19,7 +22,15 @@ def pipeline_summary(pipeline: Pipeline, revision: PipelineRevision) -> Pipeline
     )
 
 
-def pipeline_read(pipeline: Pipeline, revision: PipelineRevision) -> PipelineRead:
+def hook_reads(hooks: Sequence[Hook], base_url: str) -> list[HookRead]:
+    """The hooks of a pipeline with their URLs under ``base_url`` (the server's, e.g. ``http://host:8000``)."""
+    base = base_url.rstrip("/")
+    return [HookRead(id=hook.id, url=f"{base}/v1/hooks/{hook.id}") for hook in hooks]
+
+
+def pipeline_read(
+    pipeline: Pipeline, revision: PipelineRevision, hooks: list[HookRead] | None = None
+) -> PipelineRead:
     spec: dict[str, Any] = revision.spec
     return PipelineRead(
         name=pipeline.name,
@@ -32,6 +43,7 @@ def pipeline_read(pipeline: Pipeline, revision: PipelineRevision) -> PipelineRea
         triggers=list(spec.get("triggers") or []),
         outputs=list(spec.get("outputs") or {}),
         steps=[str(step.get("id")) for step in spec.get("steps") or []],
+        hooks=hooks or [],
     )
 
 

@@ -15,6 +15,7 @@ from app.pipelines.catalog import OperationCatalog
 from app.pipelines.loader import load_yaml
 from app.pipelines.spec import PipelineSpec
 from app.pipelines.validate import validate_source
+from app.runtime.webhooks import sync_hooks
 from app.storage.models import Pipeline, PipelineRevision
 from app.storage.repositories import PipelineRepo
 
@@ -29,18 +30,23 @@ def problem_dict(problem: Any) -> dict[str, Any]:
 
 
 def validate_problems(
-    source: str, catalog: OperationCatalog | None, *, max_bytes: int
+    source: str, catalog: OperationCatalog | None, *, max_bytes: int, secret_names: set[str] | None = None
 ) -> tuple[PipelineSpec | None, list[dict[str, Any]]]:
-    """Validate ``source``: the spec when valid, and every problem found."""
-    result = validate_source(source, catalog, max_bytes=max_bytes)
+    """Validate ``source``: the spec when valid, and every problem found.
+
+    ``secret_names`` (the account's secrets) makes a reference to any other secret a problem.
+    """
+    result = validate_source(source, catalog, max_bytes=max_bytes, secret_names=secret_names)
     problems = [problem_dict(p) for p in result.problems]
     spec = result.spec if result.ok and not problems else None
     return spec, problems
 
 
-def check_source(source: str, catalog: OperationCatalog | None, *, max_bytes: int) -> PipelineSpec:
+def check_source(
+    source: str, catalog: OperationCatalog | None, *, max_bytes: int, secret_names: set[str] | None = None
+) -> PipelineSpec:
     """The validated spec of ``source``; raises ``PipelineInvalid`` listing every problem otherwise."""
-    spec, problems = validate_problems(source, catalog, max_bytes=max_bytes)
+    spec, problems = validate_problems(source, catalog, max_bytes=max_bytes, secret_names=secret_names)
     if spec is None:
         if not problems:
             problems = [{"line": 1, "column": 1, "path": "", "code": "invalid", "message": "invalid"}]
@@ -80,6 +86,7 @@ async def create_pipeline(
             details={"name": spec.name},
         )
     pipeline, revision = await repo.create(account_id, spec.name, source, spec_document(spec))
+    await sync_hooks(session, pipeline, spec)
     return SaveOutcome(pipeline, revision, created=True, changed=True)
 
 
@@ -105,9 +112,11 @@ async def put_pipeline(
     pipeline = await repo.get(account_id, name)
     if pipeline is None:
         pipeline, revision = await repo.create(account_id, name, source, spec_document(spec))
+        await sync_hooks(session, pipeline, spec)
         return SaveOutcome(pipeline, revision, created=True, changed=True)
     before = pipeline.latest_revision
     revision = await repo.add_revision(pipeline, source, spec_document(spec))
+    await sync_hooks(session, pipeline, spec)
     return SaveOutcome(pipeline, revision, created=False, changed=revision.number != before)
 
 

@@ -20,12 +20,14 @@ import httpx
 from app.registry import Registry
 from app.runtime.bootstrap import Bootstrap, ensure_default_account, load_examples
 from app.runtime.caller import ConnectorCaller
+from app.runtime.endpoints import EndpointService
 from app.runtime.maintenance import Maintenance
 from app.runtime.masking import install_log_masking
 from app.runtime.plans import PlanCache
 from app.runtime.queue import InProcessQueue, RunQueue
 from app.runtime.run_secrets import RunSecrets
 from app.runtime.service import RunService
+from app.runtime.webhooks import StoreSecrets, WebhookService
 from app.sdk.http import build_http_client
 from app.security.crypto import Encryptor
 from app.security.keys import load_secret_key
@@ -53,6 +55,8 @@ class State:
     encryptor: Encryptor  # secrets and connection credentials at rest (app.security.crypto)
     secrets: SecretStore
     rate_limits: RateLimits
+    hooks: WebhookService  # POST /v1/hooks/{id} deliveries (app.runtime.webhooks)
+    endpoints: EndpointService  # GET /v1/apps/{account}/{name} and its cache (app.runtime.endpoints)
     cache: dict[str, Any] = field(default_factory=dict)  # documents computed once per process
 
 
@@ -122,4 +126,6 @@ async def open_state(
             encryptor=encryptor,
             secrets=secrets,
             rate_limits=rate_limits,
+            hooks=WebhookService(db, runs, plans, secrets=StoreSecrets(db, secrets)),
+            endpoints=EndpointService(db, runs, plans, settings),
         )

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from app.schemas.base import APIModel
+from app.schemas.hooks import HookRead
 
 
 class PipelineCreate(APIModel):
@@ -51,6 +52,9 @@ class PipelineRead(PipelineSummary):
     triggers: list[dict[str, Any]] = Field(description="Declared triggers")
     outputs: list[str] = Field(description="Names of the pipeline's outputs")
     steps: list[str] = Field(description="Step ids, in file order")
+    hooks: list[HookRead] = Field(
+        default_factory=list, description="The URL of each webhook trigger, in order (POST to start a run)"
+    )
 
 
 class RevisionSummary(APIModel):

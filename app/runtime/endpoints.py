@@ -1,0 +1,243 @@
+"""Published endpoints: ``GET /v1/apps/{account}/{name}?input=value`` serves a pipeline's ``outputs``.
+
+:meth:`EndpointService.find` finds the pipeline by account and pipeline name (one query; the spec of
+its latest revision comes from the plan cache) and its ``endpoint`` trigger; :meth:`EndpointService.inputs`
+validates and coerces the query string against the pipeline's ``inputs``; :meth:`EndpointService.serve`
+runs the pipeline through the run queue (:meth:`RunService.submit`, every run is recorded), waits for it
+and renders its outputs (:mod:`app.runtime.formats`).
+
+With ``cache: DURATION`` the rendered answer is kept per (revision, inputs) in a bounded LRU
+(:class:`~app.runtime.result_cache.ResultCache`): a hit starts no run, and concurrent requests for a
+key that is not cached wait for ONE run. A new revision has a new key, so saving the pipeline never
+serves a stale answer of the old one. Failed runs are never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from app.errors import MashpipeError, NotFound, Unprocessable
+from app.pipelines.durations import parse_duration
+from app.pipelines.inputs import coerce_inputs
+from app.pipelines.spec import EndpointTrigger, PipelineSpec
+from app.runtime.formats import render
+from app.runtime.plans import PlanCache, revision_key
+from app.runtime.result_cache import ResultCache
+from app.runtime.service import RunService
+from app.settings import Settings
+from app.storage.db import Database
+from app.storage.repositories import PipelineRepo, PublishedRepo, RunRepo
+
+NOT_PUBLISHED = "no published pipeline at this address"
+
+
+class RunFailed(MashpipeError):
+    """502: the run behind a published endpoint failed; ``details`` has the run id and its error."""
+
+    status = 502
+    code = "run_failed"
+
+
+class RunTimedOut(MashpipeError):
+    """504: the run behind a published endpoint did not finish in time (it goes on)."""
+
+    status = 504
+    code = "run_timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A pipeline published by an ``endpoint`` trigger, at its latest revision."""
+
+    account_id: str
+    pipeline_id: str
+    name: str
+    revision: int
+    spec: PipelineSpec
+    endpoint: EndpointTrigger
+
+    @property
+    def ttl(self) -> float:
+        """Seconds an answer is cached (0: not cached)."""
+        return parse_duration(self.endpoint.cache) if self.endpoint.cache is not None else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A rendered answer: the body, its media type, its ETag and the run that made it."""
+
+    body: bytes
+    media_type: str
+    etag: str
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What to answer: the rendered body, seconds it stays fresh (None: not cached), cache hit."""
+
+    rendered: Rendered
+    max_age: int | None
+    hit: bool
+
+
+def etag_of(body: bytes) -> str:
+    """A strong ETag of a body: a quoted 128-bit BLAKE2b hex digest."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header matches ``etag`` (weak comparison, ``*`` matches all)."""
+    if not if_none_match:
+        return False
+    for candidate in if_none_match.split(","):
+        tag = candidate.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+def query_inputs(spec: PipelineSpec, query: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The inputs of a run from a query string, validated and coerced against the pipeline's ``inputs``.
+
+    One text per name; an ``array`` input may be given several times (``?tag=a&tag=b``), another input
+    given twice is a problem. ``Unprocessable`` lists every problem at once.
+    """
+    values: dict[str, list[str]] = {}
+    for name, value in query:
+        values.setdefault(name, []).append(value)
+    raw: dict[str, Any] = {}
+    repeated: list[dict[str, str]] = []
+    for name, given in values.items():
+        declared = spec.inputs.get(name)
+        if len(given) > 1 and declared is not None and declared.type == "array":
+            raw[name] = given
+            continue
+        raw[name] = given[-1]
+        if len(given) > 1:
+            message = f"`{name}` is given {len(given)} times; only array inputs take several values"
+            repeated.append({"input": name, "message": message})
+    try:
+        coerced = coerce_inputs(spec, raw, from_strings=True)
+    except Unprocessable as exc:
+        if not repeated:
+            raise
+        details = [*repeated, *(exc.details or [])]
+        raise Unprocessable(exc.message, details=details) from None
+    if repeated:
+        raise Unprocessable(f"invalid inputs: {repeated[0]['message']}", details=repeated)
+    return coerced
+
+
+class EndpointService:
+    """Finds published pipelines, runs them (or serves their cached answer) and renders the outputs."""
+
+    def __init__(
+        self,
+        db: Database,
+        runs: RunService,
+        plans: PlanCache,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._runs = runs
+        self._plans = plans
+        self._settings = settings
+        self.cache: ResultCache[Rendered] = ResultCache(settings.endpoint_cache_entries, clock=clock)
+
+    async def find(self, account_name: str, pipeline_name: str) -> Published:
+        """The published pipeline; ``NotFound`` for an unknown account or pipeline, or a pipeline without
+        an ``endpoint`` trigger."""
+        async with self._db.session() as session:
+            pipeline = await PublishedRepo(session).find(account_name, pipeline_name)
+            if pipeline is None:
+                raise NotFound(NOT_PUBLISHED)
+            key = revision_key(pipeline.id, pipeline.latest_revision)
+            spec = self._plans.cached_spec(key)
+            if spec is None:
+                revision = await PipelineRepo(session).get_revision(pipeline.id, pipeline.latest_revision)
+                if revision is None:
+                    raise NotFound(NOT_PUBLISHED)
+                spec = self._plans.spec(key, revision.spec)
+        endpoint = next((t.endpoint for t in spec.triggers if t.endpoint is not None), None)
+        if endpoint is None:
+            raise NotFound(NOT_PUBLISHED)
+        return Published(
+            account_id=pipeline.account_id,
+            pipeline_id=pipeline.id,
+            name=pipeline.name,
+            revision=pipeline.latest_revision,
+            spec=spec,
+            endpoint=endpoint,
+        )
+
+    def inputs(self, published: Published, query: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """The run's inputs from the query string (``Unprocessable`` with every problem otherwise)."""
+        return query_inputs(published.spec, query)
+
+    async def serve(
+        self, published: Published, inputs: dict[str, Any], *, query: dict[str, str], link: str
+    ) -> Served:
+        """The answer for these inputs: cached (when the endpoint caches), else from a new run.
+
+        ``RunFailed`` (502) when the run fails, ``RunTimedOut`` (504) when it is not finished after
+        ``run_wait_max_seconds``.
+        """
+
+        async def compute() -> Rendered:
+            return await self._run(published, inputs, query, link)
+
+        ttl = published.ttl
+        if ttl <= 0:
+            return Served(await compute(), max_age=None, hit=False)
+        key = (
+            revision_key(published.pipeline_id, published.revision),
+            orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
+            link if published.endpoint.format == "rss" else "",
+        )
+        cached = await self.cache.get_or_compute(key, ttl, compute)
+        max_age = int(cached.remaining(self.cache.clock()))
+        return Served(cached.value, max_age=max_age, hit=cached.hit)
+
+    async def _run(
+        self, published: Published, inputs: dict[str, Any], query: dict[str, str], link: str
+    ) -> Rendered:
+        run = await self._runs.submit(
+            account_id=published.account_id,
+            pipeline_name=published.name,
+            inputs=inputs,
+            revision=published.revision,
+            trigger={"kind": "endpoint", "query": query},
+        )
+        if not await self._runs.wait(run.id, self._settings.run_wait_max_seconds):
+            raise RunTimedOut(
+                f"the run did not finish within {self._settings.run_wait_max_seconds:g}s; it goes on",
+                details={"run_id": run.id},
+            )
+        async with self._db.session() as session:
+            finished = await RunRepo(session).get(published.account_id, run.id)
+        if finished is None:
+            raise NotFound(NOT_PUBLISHED)  # the pipeline was deleted meanwhile
+        if finished.status != "succeeded":
+            error = finished.error or {}
+            message = str(error.get("message") or f"the run ended {finished.status}")
+            raise RunFailed(
+                f"the pipeline run failed: {message}",
+                details={"run_id": run.id, "status": finished.status, "error": finished.error},
+            )
+        body, media_type = render(
+            published.endpoint.format,
+            finished.outputs or {},
+            title=published.name,
+            description=published.spec.description,
+            link=link,
+        )
+        return Rendered(body=body, media_type=media_type, etag=etag_of(body), run_id=run.id)

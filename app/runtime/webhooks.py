@@ -1,0 +1,282 @@
+"""Webhook deliveries: ``POST /v1/hooks/{hook_id}`` turned into runs.
+
+A pipeline saved with ``webhook`` triggers gets one hook per trigger (:func:`sync_hooks`, called by the
+pipeline save path); the hook id is the unguessable part of its URL and the only credential of a call.
+:meth:`WebhookService.deliver` handles one call:
+
+1. find the enabled hook and its pipeline (one query), and the webhook trigger of the latest revision;
+2. check the signature when the trigger has a ``verify`` block (HMAC-SHA256 or Standard Webhooks, over
+   the raw body): a missing or wrong signature is a 401 and nothing is recorded;
+3. with ``dedupe_header``, a value seen before answers with the first run's id and starts nothing;
+4. record the run through :meth:`RunService.submit` (the one entry point to the queue) with
+   ``trigger = {kind: webhook, hook, body, headers, query}``; the delivery row goes into the same
+   transaction, so two concurrent identical deliveries start exactly one run (the loser's insert
+   breaks the unique ``(hook_id, dedupe_key)`` constraint, its run is rolled back, and it answers
+   like a redelivery).
+
+Secrets in ``verify`` (``${{ secrets.NAME }}``) are resolved through a :class:`SecretsResolver`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import ExpressionError, MashpipeError, NotFound
+from app.pipelines.durations import parse_duration
+from app.pipelines.expressions import CompiledValue, Scope, compile_value, iter_expressions
+from app.pipelines.spec import PipelineSpec, WebhookTrigger
+from app.runtime.plans import PlanCache, revision_key
+from app.runtime.service import RunService
+from app.sdk.webhooks import WebhookSignatureInvalid, decode_body
+from app.security.webhook_signatures import Clock, check_hmac_sha256, check_standard_webhooks
+from app.storage.db import Database
+from app.storage.models import Pipeline, Run
+from app.storage.models_hooks import MAX_DEDUPE_KEY_LENGTH, Hook
+from app.storage.repositories import HookRepo, PipelineRepo
+
+logger = logging.getLogger("mashpipe.webhooks")
+
+HIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+"""Headers a run never sees in ``trigger.headers`` (credentials of the caller, not data)."""
+RESERVED_QUERY = frozenset({"wait"})
+"""Query parameters of the hook URL itself, left out of ``trigger.query``."""
+
+
+class SecretsResolver(Protocol):
+    """Gives the values of an account's secrets by name (names the account lacks are left out)."""
+
+    async def __call__(self, account_id: str, names: Collection[str]) -> dict[str, str]: ...
+
+
+class SecretSource(Protocol):
+    """What stores secrets (``app.security.secret_store.SecretStore``): values by name, in a session."""
+
+    async def resolve(
+        self, session: AsyncSession, account_id: str, names: Collection[str]
+    ) -> dict[str, str]: ...
+
+
+class StoreSecrets:
+    """The default :class:`SecretsResolver`: the account's stored secrets, through a secret store.
+
+    ``store`` is the store, or a function giving it when a call needs it (the run service's, which may
+    be configured after this resolver is built). Without a store every name is unknown, so a hook whose
+    ``verify`` reads a secret refuses every call (401) instead of accepting unsigned ones.
+    """
+
+    def __init__(self, db: Database, store: SecretSource | Callable[[], SecretSource | None] | None) -> None:
+        self._db = db
+        self._store = store
+
+    async def __call__(self, account_id: str, names: Collection[str]) -> dict[str, str]:
+        store = self._store() if callable(self._store) else self._store
+        if store is None or not names:
+            return {}
+        async with self._db.session() as session:
+            return await store.resolve(session, account_id, names)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One inbound call: the raw body, the headers (names lower-cased, in order) and the query."""
+
+    raw: bytes
+    headers: Sequence[tuple[str, str]]
+    query: Sequence[tuple[str, str]]
+
+    def header_map(self) -> dict[str, str]:
+        """Headers by lower-case name; repeated headers joined with ``", "``."""
+        merged: dict[str, str] = {}
+        for name, value in self.headers:
+            key = name.lower()
+            merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        return merged
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What a delivery did: the run it started, or (``duplicate``) the run an earlier one started."""
+
+    run_id: str
+    account_id: str
+    duplicate: bool
+
+
+async def sync_hooks(session: AsyncSession, pipeline: Pipeline, spec: PipelineSpec) -> list[Hook]:
+    """Give the pipeline one enabled hook per webhook trigger of ``spec`` (ids kept across revisions)."""
+    count = sum(1 for trigger in spec.triggers if trigger.webhook is not None)
+    return await HookRepo(session).sync(pipeline, count)
+
+
+async def pipeline_hooks(session: AsyncSession, pipeline_id: str) -> list[Hook]:
+    """The pipeline's enabled hooks, by position among its webhook triggers."""
+    return await HookRepo(session).list(pipeline_id)
+
+
+def dedupe_key(value: str) -> str:
+    """The stored form of a ``dedupe_header`` value: itself, or a SHA-256 when it is too long."""
+    value = value.strip()
+    if len(value) <= MAX_DEDUPE_KEY_LENGTH:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
+
+
+def trigger_payload(hook_id: str, delivery: Delivery, headers: Mapping[str, str]) -> dict[str, Any]:
+    """``trigger`` of the run: the decoded body, the headers a run may see, the query."""
+    body = decode_body(delivery.raw, httpx.Headers(dict(headers)))
+    query: dict[str, str] = {}
+    for name, value in delivery.query:
+        if name not in RESERVED_QUERY:
+            query.setdefault(name, value)
+    return {
+        "kind": "webhook",
+        "hook": hook_id,
+        "body": body,
+        "headers": {name: value for name, value in headers.items() if name not in HIDDEN_HEADERS},
+        "query": query,
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(template: str) -> CompiledValue:
+    return compile_value(template)
+
+
+class WebhookService:
+    """Handles hook deliveries for the API; one per process."""
+
+    def __init__(
+        self,
+        db: Database,
+        runs: RunService,
+        plans: PlanCache,
+        *,
+        secrets: SecretsResolver,
+        clock: Clock = time.time,
+    ) -> None:
+        self._db = db
+        self._runs = runs
+        self._plans = plans
+        self._secrets = secrets
+        self._clock = clock
+
+    async def deliver(self, hook_id: str, delivery: Delivery) -> DeliveryOutcome:
+        """Verify a call and start its run (see the module docstring).
+
+        ``NotFound`` for an unknown or disabled hook, :class:`WebhookSignatureInvalid` (401) for a bad or
+        missing signature, ``BadRequest`` for a body that is not what its content type says,
+        ``Unprocessable`` when the pipeline's inputs have no defaults to run with.
+        """
+        async with self._db.session() as session:
+            found = await HookRepo(session).target(hook_id)
+            if found is None:
+                raise NotFound("no such hook")
+            hook, pipeline = found
+            revision = pipeline.latest_revision
+            spec = await self._spec(session, pipeline.id, revision)
+        webhooks = [trigger.webhook for trigger in spec.triggers if trigger.webhook is not None]
+        if hook.ordinal >= len(webhooks):
+            raise NotFound("no such hook")
+        trigger = webhooks[hook.ordinal]
+        headers = delivery.header_map()
+        await self._verify(trigger, hook.account_id, delivery.raw, headers)
+        payload = trigger_payload(hook.id, delivery, headers)
+        key = None
+        if trigger.dedupe_header:
+            value = headers.get(trigger.dedupe_header.lower())
+            key = dedupe_key(value) if value and value.strip() else None
+        if key is not None:
+            async with self._db.session() as session:
+                earlier = await HookRepo(session).delivery_run(hook.id, key)
+            if earlier is not None:
+                return DeliveryOutcome(earlier, hook.account_id, duplicate=True)
+        return await self._submit(hook, pipeline.name, revision, payload, key)
+
+    async def _spec(self, session: AsyncSession, pipeline_id: str, number: int) -> PipelineSpec:
+        key = revision_key(pipeline_id, number)
+        spec = self._plans.cached_spec(key)
+        if spec is not None:
+            return spec
+        revision = await PipelineRepo(session).get_revision(pipeline_id, number)
+        if revision is None:
+            raise NotFound("no such hook")
+        return self._plans.spec(key, revision.spec)
+
+    async def _submit(
+        self, hook: Hook, pipeline_name: str, revision: int, payload: dict[str, Any], key: str | None
+    ) -> DeliveryOutcome:
+        async def record_delivery(session: AsyncSession, run: Run) -> None:
+            if key is not None:
+                await HookRepo(session).add_delivery(hook.id, key, run.id)
+
+        try:
+            run = await self._runs.submit(
+                account_id=hook.account_id,
+                pipeline_name=pipeline_name,
+                inputs={},
+                revision=revision,
+                trigger=payload,
+                in_transaction=record_delivery,
+            )
+        except IntegrityError:
+            if key is None:
+                raise
+            # A concurrent identical delivery won the race: its run is the one.
+            async with self._db.session() as session:
+                earlier = await HookRepo(session).delivery_run(hook.id, key)
+            if earlier is None:
+                raise
+            return DeliveryOutcome(earlier, hook.account_id, duplicate=True)
+        return DeliveryOutcome(run.id, hook.account_id, duplicate=False)
+
+    async def _verify(
+        self, trigger: WebhookTrigger, account_id: str, raw: bytes, headers: Mapping[str, str]
+    ) -> None:
+        verify = trigger.verify
+        if verify is None:
+            return
+        reason: str | None = None
+        if verify.hmac_sha256 is not None:
+            hmac_spec = verify.hmac_sha256
+            secret = await self._secret(account_id, hmac_spec.secret)
+            signature = headers.get(hmac_spec.header.lower())
+            reason = check_hmac_sha256(secret, raw, signature, hmac_spec.prefix)
+        if reason is None and verify.standard_webhooks is not None:
+            standard = verify.standard_webhooks
+            secret = await self._secret(account_id, standard.secret)
+            tolerance = parse_duration(standard.tolerance)
+            reason = check_standard_webhooks(secret, raw, headers, tolerance=tolerance, clock=self._clock)
+        if reason is not None:
+            raise WebhookSignatureInvalid(f"the call's signature is refused: {reason}")
+
+    async def _secret(self, account_id: str, template: str) -> str:
+        """The secret of a ``verify`` block: a literal, or its ``${{ secrets.NAME }}`` evaluated.
+
+        A secret the account does not have (or cannot be decrypted) gives ``""``, which refuses every call.
+        """
+        if "${{" not in template:
+            return template
+        try:
+            value = _compiled(template)
+            names: set[str] = set()
+            for expression in iter_expressions([value]):
+                names |= expression.secret_refs()
+            resolved = await self._secrets(account_id, names) if names else {}
+            if not names <= resolved.keys():
+                logger.warning("a hook of account %s checks a signature with a missing secret", account_id)
+                return ""
+            result = value.evaluate(Scope({"secrets": resolved, "inputs": {}, "trigger": {}, "run": {}}))
+        except (ExpressionError, MashpipeError, ValueError) as exc:
+            logger.warning("a hook of account %s: its verify secret cannot be read: %s", account_id, exc)
+            return ""
+        return result if isinstance(result, str) else ""
