@@ -19,7 +19,9 @@ the median of the trials is reported: requests/s, p50 and p99 latency, the serve
 answer (user + system, all threads: robust to a busy machine, unlike requests/s); RSS per server
 process.
 ``--quick`` (the smoke test) runs Mashpipe (cache off and on) and the reference only, briefly.
-A py-spy profile of the Mashpipe server under load is added in full mode and with ``--profile``.
+A py-spy profile of the Mashpipe server under load is added in full mode and with ``--profile``;
+the function calls and SQL statements per request (:mod:`bench.endpoint_calls`, counts that do not
+move with the machine's load) always.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import endpoint_profile
+from bench import endpoint_calls, endpoint_profile
 from bench.endpoint_baseline import ROUTES
 from bench.endpoint_load import LoadResult, default_tool, run_load
 from bench.endpoint_mashpipe import APPS_ROUTE, MashpipeServer, start_mashpipe
@@ -151,7 +153,12 @@ def run_sync(config: BenchConfig) -> BenchResult:
         if config.profile or sizes.full:
             mashpipe = next(v for v in variants if v.key == "mashpipe")
             result.notes.append(profile_under_load(servers[mashpipe.server], mashpipe.url, work, tool))
+        upstream_url = upstream.base_url + UPSTREAM_PATH
+        counted = asyncio.run(endpoint_calls.measure(upstream_url, requests=10 if config.quick else 50))
     report(result, variants, by_variant, rss, peak, sizes, cached_upstream_calls)
+    for scenario in counted:
+        result.lines.append(Line(f"function calls per request: {scenario.name}", scenario.total, "count"))
+    result.notes.append(endpoint_calls.render(counted))
     return result
 
 
