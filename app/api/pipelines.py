@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from app.api.body import PIPELINE_BODY, read_pipeline_source
 from app.api.deps import AccountDep, RegistryDep, RunServiceDep, SessionDep, SettingsDep
 from app.api.responses import errors
+from app.api.trigger_views import trigger_reads, wake_trigger_loops
 from app.api.views import (
     hook_reads,
     pipeline_read,
@@ -64,7 +65,9 @@ async def create(
     saved = await create_pipeline(session, account.id, source, spec)
     hooks = await pipeline_hooks(session, saved.pipeline.id)
     await session.commit()
-    return pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, str(request.base_url)))
+    wake_trigger_loops(request)
+    read = pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, str(request.base_url)))
+    return read.model_copy(update=await trigger_reads(session, saved.pipeline.id))
 
 
 @router.get(
@@ -96,10 +99,12 @@ async def list_pipelines(
     responses=errors(401, 404, 422),
 )
 async def get(name: PipelineName, request: Request, account: AccountDep, session: SessionDep) -> PipelineRead:
-    """The pipeline at its latest revision: source, inputs, triggers, outputs, steps and hook URLs."""
+    """The pipeline at its latest revision: source, inputs, triggers, outputs, steps, hook URLs, each
+    schedule's next fire times and each poll's state (last poll, errors)."""
     pipeline = await get_pipeline(session, account.id, name)
     hooks = hook_reads(await pipeline_hooks(session, pipeline.id), str(request.base_url))
-    return pipeline_read(pipeline, await PipelineRepo(session).latest_revision(pipeline), hooks)
+    read = pipeline_read(pipeline, await PipelineRepo(session).latest_revision(pipeline), hooks)
+    return read.model_copy(update=await trigger_reads(session, pipeline.id))
 
 
 @router.put(
@@ -127,9 +132,11 @@ async def put(
     saved = await put_pipeline(session, account.id, name, source, spec)
     hooks = await pipeline_hooks(session, saved.pipeline.id)
     await session.commit()
+    wake_trigger_loops(request)
     if saved.created:
         response.status_code = status.HTTP_201_CREATED
-    return pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, str(request.base_url)))
+    read = pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, str(request.base_url)))
+    return read.model_copy(update=await trigger_reads(session, saved.pipeline.id))
 
 
 @router.delete(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import MashpipeError
@@ -79,3 +80,11 @@ async def trigger_reads(
         "schedules": [schedule_read(row, now) for row in rows if row.kind == "schedule"],
         "polls": [poll_read(row, states.get(row.id)) for row in rows if row.kind == "poll"],
     }
+
+
+def wake_trigger_loops(request: Request) -> None:
+    """Tell this process's scheduler and poller to re-read their triggers (a pipeline was saved)."""
+    state = getattr(request.app.state, "mashpipe", None)
+    for loop in (getattr(state, "scheduler", None), getattr(state, "poller", None)):
+        if loop is not None:
+            loop.wake()

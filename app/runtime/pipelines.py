@@ -15,6 +15,7 @@ from app.pipelines.catalog import OperationCatalog
 from app.pipelines.loader import load_yaml
 from app.pipelines.spec import PipelineSpec
 from app.pipelines.validate import validate_source
+from app.runtime.triggers import sync_triggers
 from app.runtime.webhooks import sync_hooks
 from app.storage.models import Pipeline, PipelineRevision
 from app.storage.repositories import PipelineRepo
@@ -87,6 +88,7 @@ async def create_pipeline(
         )
     pipeline, revision = await repo.create(account_id, spec.name, source, spec_document(spec))
     await sync_hooks(session, pipeline, spec)
+    await sync_triggers(session, pipeline, spec, revision=revision.number)
     return SaveOutcome(pipeline, revision, created=True, changed=True)
 
 
@@ -113,10 +115,12 @@ async def put_pipeline(
     if pipeline is None:
         pipeline, revision = await repo.create(account_id, name, source, spec_document(spec))
         await sync_hooks(session, pipeline, spec)
+        await sync_triggers(session, pipeline, spec, revision=revision.number)
         return SaveOutcome(pipeline, revision, created=True, changed=True)
     before = pipeline.latest_revision
     revision = await repo.add_revision(pipeline, source, spec_document(spec))
     await sync_hooks(session, pipeline, spec)
+    await sync_triggers(session, pipeline, spec, revision=revision.number)
     return SaveOutcome(pipeline, revision, created=False, changed=revision.number != before)
 
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from app.schemas.base import APIModel
 from app.schemas.hooks import HookRead
+from app.schemas.triggers import PollRead, ScheduleRead
 
 
 class PipelineCreate(APIModel):
@@ -54,6 +55,12 @@ class PipelineRead(PipelineSummary):
     steps: list[str] = Field(description="Step ids, in file order")
     hooks: list[HookRead] = Field(
         default_factory=list, description="The URL of each webhook trigger, in order (POST to start a run)"
+    )
+    schedules: list[ScheduleRead] = Field(
+        default_factory=list, description="Each schedule trigger with its next fire times and progress"
+    )
+    polls: list[PollRead] = Field(
+        default_factory=list, description="Each polling trigger with its state (last poll, errors, backoff)"
     )
 
 

@@ -7,5 +7,6 @@ from app.storage.repositories.pipelines import PipelineRepo
 from app.storage.repositories.runs import RunRepo
 from app.storage.repositories.runtime import RuntimeRepo as RuntimeRepo
 from app.storage.repositories.secrets import SecretRepo as SecretRepo
+from app.storage.repositories.triggers import TriggerRepo as TriggerRepo
 
 __all__ = ["AccountRepo", "ApiKeyRepo", "HookRepo", "PipelineRepo", "PublishedRepo", "RunRepo"]
