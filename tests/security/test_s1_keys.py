@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -14,7 +15,7 @@ from app.storage.models import ApiKey
 from tests.api.helpers import client_for, error_of
 
 
-async def _key_row(state, key_id: str) -> ApiKey:
+async def _key_row(state: Any, key_id: str):
     async with state.db.session() as session:
         row = await session.scalar(select(ApiKey).where(ApiKey.id == key_id))
         assert row is not None
@@ -135,7 +136,9 @@ async def test_last_used_is_written_at_most_once_a_minute(api, app_state):
             )
             await session.commit()
         await client.get("/v1/keys")
-        assert (await _key_row(state, body["id"])).last_used_at > first - timedelta(minutes=2)
+        touched = (await _key_row(state, body["id"])).last_used_at
+        assert touched is not None
+        assert touched > first - timedelta(minutes=2)
 
 
 async def test_the_api_rate_limit_is_per_key_with_retry_after(make_settings, app_runner, api_key):

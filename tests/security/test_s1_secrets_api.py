@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import select, update
 
@@ -26,7 +28,7 @@ outputs:
 
 
 @pytest.fixture
-async def checker(local_server) -> str:
+async def checker(local_server):
     """A local upstream telling what token it received, without echoing it."""
     from aiohttp import web
 
@@ -37,7 +39,7 @@ async def checker(local_server) -> str:
     return await local_server({"GET /check": check})
 
 
-async def _row(state, name: str) -> Secret:
+async def _row(state: Any, name: str):
     async with state.db.session() as session:
         row = await session.scalar(select(Secret).where(Secret.name == name))
         assert row is not None
@@ -197,7 +199,7 @@ async def test_secrets_written_under_an_old_key_are_read_after_adding_a_new_one(
         assert (await wait_finished(client, run["id"]))["outputs"] == {"said": "tok-... (10 characters)"}
 
 
-async def _row_of(state, account_name: str) -> Secret:
+async def _row_of(state: Any, account_name: str):
     from app.storage.repositories import AccountRepo
 
     async with state.db.session() as session:
