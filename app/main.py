@@ -36,6 +36,7 @@ TAGS = [
     {"name": "apps", "description": "Published pipelines: their outputs as JSON, RSS or CSV"},
     {"name": "keys", "description": "The account's API keys: create (shown once), list, revoke"},
     {"name": "secrets", "description": "Write-only secrets that pipelines read as `${{ secrets.NAME }}`"},
+    {"name": "connections", "description": "Stored connector credentials (API keys, tokens, OAuth2)"},
     {"name": "meta", "description": "Health and the pipeline JSON Schema (no API key needed)"},
 ]
 

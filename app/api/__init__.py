@@ -5,7 +5,7 @@
 
 from fastapi import APIRouter
 
-from app.api import apps, connectors, hooks, keys, meta, pipelines, runs, secrets
+from app.api import apps, connections, connectors, hooks, keys, meta, pipelines, runs, secrets
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(pipelines.router)
@@ -15,6 +15,7 @@ api_router.include_router(hooks.router)
 api_router.include_router(apps.router)
 api_router.include_router(keys.router)
 api_router.include_router(secrets.router)
+api_router.include_router(connections.router)
 api_router.include_router(meta.router)
 
 __all__ = ["api_router"]

@@ -20,6 +20,7 @@ import httpx
 from app.registry import Registry
 from app.runtime.bootstrap import Bootstrap, ensure_default_account, load_examples
 from app.runtime.caller import ConnectorCaller
+from app.runtime.connections import ConnectionService
 from app.runtime.endpoints import EndpointService
 from app.runtime.maintenance import Maintenance
 from app.runtime.masking import install_log_masking
@@ -29,6 +30,7 @@ from app.runtime.run_secrets import RunSecrets
 from app.runtime.service import RunService
 from app.runtime.webhooks import StoreSecrets, WebhookService
 from app.sdk.http import build_http_client
+from app.security.connection_store import ConnectionStore
 from app.security.crypto import Encryptor
 from app.security.keys import load_secret_key
 from app.security.ratelimit import RateLimits
@@ -57,6 +59,7 @@ class State:
     rate_limits: RateLimits
     hooks: WebhookService  # POST /v1/hooks/{id} deliveries (app.runtime.webhooks)
     endpoints: EndpointService  # GET /v1/apps/{account}/{name} and its cache (app.runtime.endpoints)
+    connections: ConnectionService  # stored connections and OAuth2 tokens (app.runtime.connections)
     cache: dict[str, Any] = field(default_factory=dict)  # documents computed once per process
 
 
@@ -79,10 +82,11 @@ async def open_state(
         http = build_http_client(settings, transport=http_transport)
         stack.push_async_callback(http.aclose)
         plans = PlanCache()
+        connections = ConnectionService(db, ConnectionStore(encryptor, registry, http))
         runs = RunService(
             db,
             settings,
-            ConnectorCaller(registry, http, settings),
+            ConnectorCaller(registry, http, settings, connections),
             plans=plans,
             secrets=RunSecrets(db, secrets),
         )
@@ -126,6 +130,7 @@ async def open_state(
             encryptor=encryptor,
             secrets=secrets,
             rate_limits=rate_limits,
+            connections=connections,
             hooks=WebhookService(db, runs, plans, secrets=StoreSecrets(db, secrets)),
             endpoints=EndpointService(db, runs, plans, settings),
         )
