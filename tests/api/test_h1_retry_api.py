@@ -3,6 +3,8 @@ succeeded (the upstream is not called again for them); 409 for a run that succee
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from .helpers import error_of, save, wait_finished
@@ -45,7 +47,7 @@ class Upstream:
         return web.json_response({"n": int(request.match_info["n"]) * 6})
 
 
-async def failed_run(api, local_server) -> tuple[Upstream, dict]:
+async def failed_run(api, local_server) -> tuple[Upstream, dict[str, Any]]:
     upstream = Upstream()
     base = await local_server({"GET /fetch": upstream.fetch, "GET /enrich/{n}": upstream.enrich})
     await save(api, SOURCE.format(base=base))
@@ -101,7 +103,7 @@ async def test_a_succeeded_run_cannot_be_retried(api, local_server):
 
 
 async def test_a_queued_run_cannot_be_retried(api, app_state, local_server):
-    upstream, _ = await failed_run(api, local_server)
+    await failed_run(api, local_server)
     _, state = app_state
     queued = await state.runs.create_run(
         account_id=state.bootstrap.account_id, pipeline_name="flaky", inputs={}
@@ -130,7 +132,9 @@ async def test_a_cancelled_run_can_be_retried(api, app_state, local_server):
     upstream, _ = await failed_run(api, local_server)
     upstream.fixed = True
     _, state = app_state
-    queued = await state.runs.create_run(account_id=state.bootstrap.account_id, pipeline_name="flaky", inputs={})
+    queued = await state.runs.create_run(
+        account_id=state.bootstrap.account_id, pipeline_name="flaky", inputs={}
+    )
     cancelled = await api.post(f"/v1/runs/{queued.id}/cancel")
     assert cancelled.json()["status"] == "cancelled"
     retry = (await api.post(f"/v1/runs/{queued.id}/retry", json={"wait": True})).json()

@@ -62,7 +62,8 @@ def test_prune_with_the_settings_and_with_options(runner, cli_env, monkeypatch):
     monkeypatch.setenv("MASHPIPE_RUN_RETENTION_DAYS", "30")
     result = runner.invoke(cli, ["prune"])
     assert result.exit_code == 0, result.output
-    assert "pruned 2 run(s): 2 older than 30 day(s), 0 beyond the newest 10000 of their pipeline" in result.output
+    expected = "pruned 2 run(s): 2 older than 30 day(s), 0 beyond the newest 10000 of their pipeline"
+    assert expected in result.output
     assert count(url) == 3
 
     result = runner.invoke(cli, ["prune", "--days", "0", "--max-per-pipeline", "1"])

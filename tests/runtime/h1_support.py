@@ -16,7 +16,6 @@ from app.runtime.queue import InProcessQueue
 from app.runtime.service import RunService
 from app.settings import Settings
 from app.storage.db import Database
-from app.storage.models import Run, StepRun
 from app.storage.repositories import RunRepo
 
 
@@ -133,7 +132,8 @@ async def until(predicate: Callable[[], Any], *, rounds: int = 2000) -> None:
     raise AssertionError("the condition never became true")
 
 
-async def load_run(db: Database, run_id: str) -> tuple[Run, dict[str, StepRun]]:
+async def load_run(db: Database, run_id: str) -> tuple[Any, dict[str, Any]]:
+    """The stored run and its step rows by step id (typed loosely: tests index their JSON freely)."""
     async with db.session() as session:
         repo = RunRepo(session)
         run = await repo.get_any(run_id)
@@ -142,7 +142,7 @@ async def load_run(db: Database, run_id: str) -> tuple[Run, dict[str, StepRun]]:
 
 
 async def status_of(db: Database, run_id: str) -> str:
-    return (await load_run(db, run_id))[0].status
+    return str((await load_run(db, run_id))[0].status)
 
 
 async def leave_running(

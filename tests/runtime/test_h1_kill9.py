@@ -177,8 +177,8 @@ async def test_kill_9_mid_run_then_restart(tmp_path, local_server):
             os.kill(process.pid, signal.SIGKILL)
             assert process.wait(timeout=30) == -signal.SIGKILL
 
-        with server(tmp_path, free_port(), log) as restarted:
-            port = int(restarted.args[-1])
+        port = free_port()
+        with server(tmp_path, port, log) as restarted:
             async with client(port, restarted, log) as http:
                 resumed = await until(http, resumable, finished)
                 failed = await until(http, fragile, finished)

@@ -47,7 +47,9 @@ async def test_a_late_run_does_not_jump_the_waiting_line(db, account_id, save_pi
     await save_pipeline(pipeline_source("limited", concurrency="{limit: 2}"))  # on_conflict: queue
     caller = HeldCaller()
     async with running_service(db, make_settings(), caller, workers=8) as service:
-        runs = [await service.submit(account_id=account_id, pipeline_name="limited", inputs={}) for _ in range(5)]
+        runs = [
+            await service.submit(account_id=account_id, pipeline_name="limited", inputs={}) for _ in range(5)
+        ]
         await caller.wait_started(runs[0].id)
         await caller.wait_started(runs[1].id)
         await until(lambda: len(service.gate.waiting_runs(runs[0].pipeline_id)) == 3)
@@ -58,13 +60,16 @@ async def test_a_late_run_does_not_jump_the_waiting_line(db, account_id, save_pi
     assert caller.order == [run.id for run in runs]
 
 
-async def test_skip_records_the_run_cancelled_and_never_starts_it(db, account_id, save_pipeline, make_settings):
+async def test_skip_records_the_run_cancelled_and_never_starts_it(
+    db, account_id, save_pipeline, make_settings
+):
     await save_pipeline(pipeline_source("skipper", concurrency="{limit: 1, on_conflict: skip}"))
     caller = HeldCaller()
     async with running_service(db, make_settings(), caller) as service:
         first = await service.submit(account_id=account_id, pipeline_name="skipper", inputs={})
         skipped = await service.submit(account_id=account_id, pipeline_name="skipper", inputs={})
         assert skipped.status == "cancelled"
+        assert skipped.error is not None
         assert skipped.error["code"] == "concurrency_skipped"
         assert "on_conflict: skip" in skipped.error["message"]
         assert skipped.started_at is None
@@ -142,7 +147,9 @@ async def test_the_limit_holds_across_two_processes_sharing_the_database(
     assert caller.order == [first.id, second.id]
 
 
-async def test_claim_is_one_conditional_statement_under_the_limit(db, account_id, save_pipeline, make_settings):
+async def test_claim_is_one_conditional_statement_under_the_limit(
+    db, account_id, save_pipeline, make_settings
+):
     await save_pipeline(pipeline_source("claims", concurrency="{limit: 1}"))
     async with running_service(db, make_settings(), HeldCaller()) as service:
         a = await service.create_run(account_id=account_id, pipeline_name="claims", inputs={})

@@ -11,7 +11,7 @@ from aiohttp import web
 from app.runtime.recovery import judge, resume_state
 from app.runtime.service import RunService
 from app.storage.db import Database
-from app.storage.models import StepRun
+from app.storage.models import Run, StepRun
 
 from .h1_support import (
     HeldCaller,
@@ -26,7 +26,9 @@ from .h1_support import (
 )
 
 
-async def test_a_left_running_run_resumes_reusing_finished_steps(db, account_id, save_pipeline, make_settings):
+async def test_a_left_running_run_resumes_reusing_finished_steps(
+    db, account_id, save_pipeline, make_settings
+):
     await save_pipeline(two_steps(retry=3))
     caller = HeldCaller(hold=False, answers={"second": {"n": 40}})
     async with running_service(db, make_settings(), caller) as service:
@@ -187,7 +189,9 @@ async def test_the_app_resumes_rows_left_by_a_dead_process_at_start(make_setting
                 session, state.bootstrap.account_id, source, check_source(source, None, max_bytes=10_000)
             )
             await session.commit()
-        run = await state.runs.create_run(account_id=state.bootstrap.account_id, pipeline_name="two", inputs={})
+        run = await state.runs.create_run(
+            account_id=state.bootstrap.account_id, pipeline_name="two", inputs={}
+        )
         queued = await state.runs.create_run(
             account_id=state.bootstrap.account_id, pipeline_name="two", inputs={}
         )
@@ -259,14 +263,14 @@ async def test_no_run_stays_running_after_recovery(db, account_id, save_pipeline
     await save_pipeline(two_steps(retry=2))
     caller = HeldCaller(hold=False)
     async with running_service(db, make_settings(), caller) as service:
-        runs = []
+        runs: list[Run] = []
         for attempts in (0, 1, 2, 3):
             run = await service.create_run(account_id=account_id, pipeline_name="two", inputs={})
             await leave_running(db, run.id, [succeeded("first", {"n": 1}), running("second", attempts)])
             runs.append(run)
         report = await service.recover()
         assert sorted(report.resumed + report.failed) == sorted(run.id for run in runs)
-        for run in report.resumed:
-            assert await service.wait(run, 30)
+        for run_id in report.resumed:
+            assert await service.wait(run_id, 30)
     statuses = [await status_of(db, run.id) for run in runs]
     assert statuses == ["succeeded", "succeeded", "failed", "failed"]

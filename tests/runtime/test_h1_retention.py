@@ -22,7 +22,9 @@ from .h1_support import HeldCaller, pipeline_source
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-async def seed(db, account_id: str, pipeline: str, ages_days: list[float], status: str = "succeeded") -> list[str]:
+async def seed(
+    db, account_id: str, pipeline: str, ages_days: list[float], status: str = "succeeded"
+) -> list[str]:
     """One run per age (days before NOW) with one step row each; returns their ids, oldest first."""
     ids: list[str] = []
     async with db.session() as session:

@@ -36,7 +36,9 @@ class Captured:
     def __exit__(self, *exc: object) -> None:
         event.remove(self.db.engine.sync_engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+    def _seen(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
         self.statements.append((statement, parameters))
 
     def on(self, table_hint: str) -> list[tuple[str, Any]]:
@@ -46,7 +48,9 @@ class Captured:
 async def plan(db: Database, statement: str, parameters: Any) -> str:
     async with db.engine.connect() as connection:
         raw = await connection.get_raw_connection()
-        cursor = await raw.driver_connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        driver = raw.driver_connection
+        assert driver is not None
+        cursor = await driver.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
         rows = await cursor.fetchall()
         return "\n".join(str(row[3]) for row in rows)
 
