@@ -25,8 +25,10 @@ from app.runtime.endpoints import EndpointService
 from app.runtime.maintenance import Maintenance
 from app.runtime.masking import install_log_masking
 from app.runtime.plans import PlanCache
+from app.runtime.poller import Poller
 from app.runtime.queue import InProcessQueue, RunQueue
 from app.runtime.run_secrets import RunSecrets
+from app.runtime.scheduler import Scheduler
 from app.runtime.service import RunService
 from app.runtime.webhooks import StoreSecrets, WebhookService
 from app.sdk.http import build_http_client
@@ -60,6 +62,8 @@ class State:
     hooks: WebhookService  # POST /v1/hooks/{id} deliveries (app.runtime.webhooks)
     endpoints: EndpointService  # GET /v1/apps/{account}/{name} and its cache (app.runtime.endpoints)
     connections: ConnectionService  # stored connections and OAuth2 tokens (app.runtime.connections)
+    scheduler: Scheduler | None = None  # schedule triggers (None: MASHPIPE_TRIGGERS_ENABLED=false)
+    poller: Poller | None = None  # polling triggers (None: MASHPIPE_TRIGGERS_ENABLED=false)
     cache: dict[str, Any] = field(default_factory=dict)  # documents computed once per process
 
 
@@ -83,10 +87,11 @@ async def open_state(
         stack.push_async_callback(http.aclose)
         plans = PlanCache()
         connections = ConnectionService(db, ConnectionStore(encryptor, registry, http))
+        caller = ConnectorCaller(registry, http, settings, connections)
         runs = RunService(
             db,
             settings,
-            ConnectorCaller(registry, http, settings, connections),
+            caller,
             plans=plans,
             secrets=RunSecrets(db, secrets),
         )
@@ -117,6 +122,12 @@ async def open_state(
         maintenance = Maintenance(runs, db, settings)  # heartbeats, recovery sweeps, retention
         await maintenance.start()
         stack.push_async_callback(maintenance.stop)
+        scheduler = poller = None
+        if settings.triggers_enabled:  # schedules and polls (app.runtime.scheduler, app.runtime.poller)
+            scheduler, poller = Scheduler(db, runs, settings), Poller(db, runs, caller, settings)
+            for loop in (scheduler, poller):
+                await loop.start()
+                stack.push_async_callback(loop.stop)
         yield State(
             settings=settings,
             db=db,
@@ -133,4 +144,6 @@ async def open_state(
             connections=connections,
             hooks=WebhookService(db, runs, plans, secrets=StoreSecrets(db, secrets)),
             endpoints=EndpointService(db, runs, plans, settings),
+            scheduler=scheduler,
+            poller=poller,
         )
