@@ -33,7 +33,7 @@ import json
 import statistics
 import tempfile
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench import endpoint_calls, endpoint_profile
@@ -74,6 +74,7 @@ class Variant:
     label: str
     server: str
     url: str
+    primary: bool = True  # measured in every trial (secondary ones: in the first trial only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +139,10 @@ def run_sync(config: BenchConfig) -> BenchResult:
         upstream = servers["upstream"]
         cached_upstream_calls = 0
         for connections in CONNECTIONS:
-            for _ in range(sizes.trials):
+            for trial in range(sizes.trials):
                 for variant in variants:
+                    if trial and not variant.primary:
+                        continue
                     before = upstream_count(upstream) if variant.key == "mashpipe-cached" else 0
                     measured = load(variant, connections, sizes.duration)
                     if variant.key == "mashpipe-cached":
@@ -166,7 +169,7 @@ def start_everything(
     work: Path, sizes: Sizes, stack: contextlib.ExitStack, result: BenchResult
 ) -> tuple[dict[str, Service], dict[str, MashpipeServer], list[Variant]]:
     """Start the upstream and every server; save the pipelines; the server processes by name, the
-    Mashpipe servers by name, and the variants to load."""
+    Mashpipe servers by name, and the variants to load (primary ones first)."""
     from app.settings import Settings
 
     port = free_port()
@@ -181,27 +184,39 @@ def start_everything(
     upstream_url = upstream.base_url + UPSTREAM_PATH
     servers: dict[str, Service] = {"upstream": upstream}
     mashpipes: dict[str, MashpipeServer] = {}
-    variants: list[Variant] = []
+    primary: list[Variant] = []
+    secondary: list[Variant] = []
 
-    default_transport = str(Settings.model_fields["http_transport"].default)
-    other_transport = "aiohttp" if default_transport == "httpx" else "httpx"
-    transports = [default_transport, other_transport] if sizes.full else [default_transport]
-    for index, transport in enumerate(transports):
-        server = start_mashpipe(work, name=f"mashpipe-{transport}", transport=transport)
+    def mashpipe(name: str, transport: str, whatif: tuple[str, ...] = ()) -> str:
+        server = start_mashpipe(work, name=name.replace(" ", "-"), transport=transport, whatif=whatif)
         stack.callback(server.service.stop)
         server.require_routes(APPS_ROUTE)
         save_pipelines(server, upstream_url)
-        servers[f"mashpipe ({transport} transport)"] = server.service
-        mashpipes[f"mashpipe ({transport} transport)"] = server
-        suffix = "" if index == 0 else f"-{transport}"
-        name = f"mashpipe ({transport} transport)"
-        label = "Mashpipe" + (" (default" if index == 0 else " (") + f" {transport} transport)"
-        variants.append(
-            Variant(f"mashpipe{suffix}", f"{label}, cache off", name, server.base_url + app_path())
+        servers[name] = server.service
+        mashpipes[name] = server
+        return server.base_url
+
+    default = str(Settings.model_fields["http_transport"].default)
+    other = "aiohttp" if default == "httpx" else "httpx"
+    base = mashpipe("mashpipe", default)
+    label = f"Mashpipe ({default} transport, the default)"
+    primary.append(Variant("mashpipe", f"{label}, cache off", "mashpipe", base + app_path()))
+    primary.append(
+        Variant("mashpipe-cached", f"{label}, cache on", "mashpipe", base + app_path(PIPELINE_CACHED))
+    )
+    if sizes.full:
+        url = mashpipe(f"mashpipe {other}", other) + app_path()
+        secondary.append(
+            Variant(f"mashpipe-{other}", f"Mashpipe ({other} transport), cache off", f"mashpipe {other}", url)
         )
-        if index == 0:
-            cached = server.base_url + app_path(PIPELINE_CACHED)
-            variants.append(Variant("mashpipe-cached", f"{label}, cache on", name, cached))
+        for transport in (default, other):
+            name = f"what-if no-record {transport}"
+            url = mashpipe(name, transport, ("--no-record",)) + app_path()
+            label = f"what if endpoint runs were not recorded ({transport} transport)"
+            secondary.append(Variant(f"whatif-norecord-{transport}", label, name, url))
+        url = mashpipe("what-if hot cache", default, ("--hot-cache",)) + app_path(PIPELINE_CACHED)
+        label = "what if cache hits were served before routing, cache on"
+        secondary.append(Variant("whatif-hot-cache", label, "what-if hot cache", url))
 
     port = free_port()
     baseline = Service.start(
@@ -214,13 +229,9 @@ def start_everything(
     stack.callback(baseline.stop)
     servers["FastAPI baseline"] = baseline
     query = f"?min_score={DEFAULT_MIN_SCORE}"
-    variants.append(
-        Variant(
-            "aiohttp",
-            "FastAPI + aiohttp + orjson (hand-written)",
-            "FastAPI baseline",
-            baseline.base_url + ROUTES["aiohttp"] + query,
-        )
+    reference = baseline.base_url + ROUTES["aiohttp"] + query
+    primary.append(
+        Variant("aiohttp", "FastAPI + aiohttp + orjson (hand-written)", "FastAPI baseline", reference)
     )
     if sizes.full:
         for key, label in (
@@ -228,17 +239,14 @@ def start_everything(
             ("httpx", "FastAPI + httpx (default transport)"),
             ("httpx-aiohttp", "FastAPI + httpx on httpx-aiohttp"),
         ):
-            variants.append(Variant(key, label, "FastAPI baseline", baseline.base_url + ROUTES[key] + query))
+            secondary.append(Variant(key, label, "FastAPI baseline", baseline.base_url + ROUTES[key] + query))
         found = ensure_node_red()
         if found.available:
             node_red = start_node_red(found, upstream_url, work)
             stack.callback(node_red.stop)
             servers["Node-RED"] = node_red
-            variants.append(
-                Variant(
-                    "node-red", "Node-RED 4.1.15 flow", "Node-RED", node_red.base_url + NODE_RED_ROUTE + query
-                )
-            )
+            url = node_red.base_url + NODE_RED_ROUTE + query
+            primary.append(Variant("node-red", "Node-RED 4.1.15 flow", "Node-RED", url))
         else:
             result.notes.append(
                 f"NODE-RED NOT MEASURED: {found.reason}. Its ratios and targets are left out."
@@ -247,7 +255,7 @@ def start_everything(
         result.notes.append(
             "quick mode: Node-RED and the secondary variants are not run (full run: make bench)"
         )
-    return servers, mashpipes, variants
+    return servers, mashpipes, [*primary, *(replace(v, primary=False) for v in secondary)]
 
 
 def save_pipelines(server: MashpipeServer, upstream_url: str) -> None:
@@ -380,11 +388,20 @@ def report(
                 "x",
             )
         )
-        for other in sorted(keys - {"mashpipe", "mashpipe-cached", "aiohttp", "node-red"}):
-            label = next(v.label for v in variants if v.key == other)
+        for variant in variants:
+            if variant.key in ("mashpipe", "mashpipe-cached", "aiohttp", "node-red"):
+                continue
             result.lines.append(
-                Line(f"c={connections} {label} / hand-written aiohttp", ratio(other, "aiohttp"), "x")
+                Line(
+                    f"c={connections} {variant.label} / hand-written aiohttp",
+                    ratio(variant.key, "aiohttp"),
+                    "x",
+                )
             )
+            if variant.key == "whatif-hot-cache" and "node-red" in keys:
+                result.lines.append(
+                    Line(f"c={connections} {variant.label} / Node-RED", ratio(variant.key, "node-red"), "x")
+                )
         result.lines.append(
             Line(f"c={connections} Mashpipe cache on / cache off", ratio("mashpipe-cached", "mashpipe"), "x")
         )
@@ -410,15 +427,16 @@ def report(
                     "x",
                 )
             )
-    for (name, connections), megabytes in sorted(rss.items()):
-        if name != "upstream":
-            result.lines.append(Line(f"RSS of {name} after the c={connections} trials", megabytes, "MB"))
-    for name, megabytes in peak.items():
-        if name != "upstream":
-            result.lines.append(Line(f"peak RSS of {name}", megabytes, "MB"))
+    measured = [name for name in peak if name != "upstream" and not name.startswith("what-if")]
+    for name in measured:
+        for connections in CONNECTIONS:
+            result.lines.append(
+                Line(f"RSS of {name} after the c={connections} trials", rss[(name, connections)], "MB")
+            )
+        result.lines.append(Line(f"peak RSS of {name}", peak[name], "MB"))
     cached_requests = sum(load.requests for c in CONNECTIONS for load in runs[("mashpipe-cached", c)])
     result.notes.append(
         f"cache on: {cached_requests:,} answers cost {cached_upstream_calls} upstream calls "
-        f"(cache: {CACHE_DURATION}); trials of {sizes.duration:.0f} s, median of {sizes.trials}; "
-        f"load generator: {next(iter(runs.values()))[0].tool}"
+        f"(cache: {CACHE_DURATION}); trials of {sizes.duration:.0f} s, median of {sizes.trials} "
+        f"(secondary variants: 1); load generator: {next(iter(runs.values()))[0].tool}"
     )

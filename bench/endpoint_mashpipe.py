@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.endpoint_procs import Service, free_port, mashpipe_command
+from bench.endpoint_procs import Service, free_port, mashpipe_command, python_command
 from bench.harness import MissingDependency
 
 APPS_ROUTE = "/v1/apps/{account}/{name}"
@@ -109,8 +109,10 @@ def start_mashpipe(
     name: str = "mashpipe",
     transport: str = "httpx",
     extra_env: dict[str, str] | None = None,
+    whatif: tuple[str, ...] = (),
 ) -> MashpipeServer:
-    """Start ``mashpipe serve`` on a fresh SQLite file in ``work_dir``."""
+    """Start ``mashpipe serve`` on a fresh SQLite file in ``work_dir``; ``whatif``: options of
+    :mod:`bench.endpoint_whatif` (a server with a lever pulled, for measurements)."""
     port = free_port()
     api_key = "mp_bench_" + secrets.token_urlsafe(24)
     database = work_dir / f"{name}.db"
@@ -129,7 +131,8 @@ def start_mashpipe(
         "MASHPIPE_API_RATE_LIMIT": "",
         **(extra_env or {}),
     }
-    service = Service.start(
-        name, mashpipe_command("serve"), port=port, ready_path="/v1/health", log_dir=work_dir, env=env
+    command = (
+        python_command("bench.endpoint_whatif", *whatif, "serve") if whatif else mashpipe_command("serve")
     )
+    service = Service.start(name, command, port=port, ready_path="/v1/health", log_dir=work_dir, env=env)
     return MashpipeServer(service, api_key, database)

@@ -13,6 +13,9 @@ unique ``X-Delivery`` header.
   (redeliveries: 200 with the first run's id, no new run), then 50 concurrent copies of one new
   delivery (one run). The SQLite file is then read directly: one run per delivery id, none lost,
   none twice, each with the delivery's own body, all succeeded.
+* Recording ceiling (:mod:`bench.webhook_ceiling`, in-process): runs recorded per second on a
+  fresh SQLite file by ``RunService.create_run``, by one Core insert per transaction, and by
+  batches of 50 per transaction: what a group commit of deliveries would reach.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import endpoint_profile
+from bench import endpoint_profile, webhook_ceiling
 from bench.endpoint_load import LoadResult, run_ours
 from bench.endpoint_mashpipe import HOOKS_ROUTE, MashpipeServer, start_mashpipe
 from bench.harness import BenchConfig, BenchResult, Line, Target
@@ -133,6 +136,7 @@ def run_sync(config: BenchConfig) -> BenchResult:
         once = exactly_once(server, sizes, work)
         if config.profile or not config.quick:
             result.notes.append(profile_deliveries(server, work))
+        ceiling = asyncio.run(webhook_ceiling.measure(300 if config.quick else 2_000))
         size_mb = sum(path.stat().st_size for path in work.glob("mashpipe-webhook.db*")) / 1e6
         rss_mb = (server.service.peak_rss_bytes() or 0) / (1024 * 1024)
 
@@ -166,6 +170,17 @@ def run_sync(config: BenchConfig) -> BenchResult:
             "count",
         ),
         Line(f"runs started by {sizes.burst} concurrent identical deliveries", once["burst_runs"], "count"),
+        Line(
+            "recording ceiling, in-process: RunService.create_run (a session per run)",
+            ceiling.service,
+            "runs/s",
+        ),
+        Line("    Core INSERT, one transaction per run", ceiling.core_each, "runs/s"),
+        Line(
+            f"    Core INSERT, {ceiling.batch} runs per transaction (group commit)",
+            ceiling.core_batched,
+            "runs/s",
+        ),
         Line("peak RSS of the server", rss_mb, "MB"),
         Line("SQLite database + WAL at the end", size_mb, "MB"),
     ]
