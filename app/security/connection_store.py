@@ -256,8 +256,8 @@ class ConnectionStore:
         """Finish an authorization: take the ``state`` (once), exchange ``code``, store the tokens.
 
         400 for an unknown, used or expired state, for a provider's refusal (``error``) and for a
-        refused code exchange. The state is consumed in every case; the caller commits (also on error,
-        so a refused state cannot be replayed).
+        refused code exchange. The state is consumed in every case: it is committed before the token
+        endpoint is called; the caller commits the rest (also on error, to keep the failure's message).
         """
         now = self.clock()
         taken = await OAuthStateRepo(session).take(state_hash(state))
@@ -273,7 +273,7 @@ class ConnectionStore:
         if error:
             description = f" ({error_description[:200]})" if error_description else ""
             message = f"the provider refused the authorization: {error[:60]}{description}"
-            await self._note(session, row, message, now)
+            await self._note(session, row.account_id, row.id, message, now)
             raise BadRequest(message, details={"error": error[:60]})
         if not code:
             raise BadRequest("the callback has no code")
@@ -282,8 +282,9 @@ class ConnectionStore:
             taken.verifier_ciphertext, account_id=row.account_id, name=key, kind=STATE_KIND
         )
         connector = self.connector(row.connector)
-        payload = self.decrypt(row.account_id, row.name, row.ciphertext)
-        client = self.oauth_client(connector.key, payload)
+        client = self.oauth_client(connector.key, self.decrypt(row.account_id, row.name, row.ciphertext))
+        account_id, connection_id = row.account_id, row.id
+        await session.commit()  # the state is used up now, and no transaction stays open during the exchange
         try:
             tokens = await oauth.exchange_code(
                 self.http,
@@ -296,30 +297,38 @@ class ConnectionStore:
             )
         except oauth.OAuthFailure as exc:
             message = f"the code exchange failed: {exc.message}"
-            await self._note(session, row, message, now)
+            await self._note(session, account_id, connection_id, message, now)
             raise BadRequest(message, details=exc.details) from None
         except MashpipeError as exc:  # egress refused, provider unreachable...
             message = f"the token endpoint could not be reached: {exc.message}"
-            await self._note(session, row, message, now)
+            await self._note(session, account_id, connection_id, message, now)
             raise BadRequest(message) from None
+        repo = ConnectionRepo(session)
+        current = await repo.get_by_id(account_id, connection_id)
+        if current is None:
+            raise BadRequest("the connection was deleted during its authorization")
+        payload = self.decrypt(account_id, current.name, current.ciphertext)
         payload["token"] = tokens.to_json()
-        saved = await ConnectionRepo(session).save_credentials(
-            row.id,
-            row.version,
-            ciphertext=self.encrypt(row.account_id, row.name, payload),
+        saved = await repo.save_credentials(
+            current.id,
+            current.version,
+            ciphertext=self.encrypt(account_id, current.name, payload),
             token_expires_at=tokens.expires_at,
             status=ConnectionStatus.ACTIVE,
             now=now,
         )
         if not saved:
-            raise BadRequest("the connection changed during the authorization; start it again")
-        await session.refresh(row)
-        logger.info("connection %s of account %s authorized", row.name, row.account_id)
-        return row
+            raise BadRequest("the connection changed during its authorization; authorize it again")
+        await session.refresh(current)
+        logger.info("connection %s of account %s authorized", current.name, account_id)
+        return current
 
-    async def _note(self, session: AsyncSession, row: ConnectionRow, message: str, now: datetime) -> None:
+    async def _note(
+        self, session: AsyncSession, account_id: str, connection_id: str, message: str, now: datetime
+    ) -> None:
         """Record why an authorization failed on a connection that is still pending (else leave it)."""
-        if row.status == ConnectionStatus.PENDING:
+        row = await ConnectionRepo(session).get_by_id(account_id, connection_id)
+        if row is not None and row.status == ConnectionStatus.PENDING:
             await ConnectionRepo(session).set_status(
                 row.id, row.version, ConnectionStatus.PENDING, message, now
             )
