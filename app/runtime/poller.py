@@ -220,8 +220,9 @@ class Poller:
         async with self._db.session() as session:
             claimed = await TriggerRepo(session).claim_poll(row.id, token, now, lease_until)
             await session.commit()
-        if not claimed:
+        if claimed is None:
             return None
+        row, state = claimed  # as they are now: another process may have polled since they were listed
         outcome = PollOutcome(trigger_id=row.id)
         params = row.params
         log: list[str] = []

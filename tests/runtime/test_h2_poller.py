@@ -337,10 +337,12 @@ async def test_a_lost_lease_stores_nothing(db, account_id, clock):
     now = clock.now()
     async with db.session() as session:
         repo = TriggerRepo(session)
-        assert await repo.claim_poll(trigger.id, "a" * 32, now, now + timedelta(seconds=90))
-        assert not await repo.claim_poll(trigger.id, "b" * 32, now, now + timedelta(seconds=90))  # held
+        assert await repo.claim_poll(trigger.id, "a" * 32, now, now + timedelta(seconds=90)) is not None
+        assert await repo.claim_poll(trigger.id, "b" * 32, now, now + timedelta(seconds=90)) is None  # held
         later = now + timedelta(seconds=91)
-        assert await repo.claim_poll(trigger.id, "b" * 32, later, later + timedelta(seconds=90))  # expired
+        claimed = await repo.claim_poll(trigger.id, "b" * 32, later, later + timedelta(seconds=90))  # expired
+        assert claimed is not None
+        assert claimed[1].lease_token == "b" * 32
         with pytest.raises(StaleTrigger):
             await repo.finish_poll(trigger.id, "a" * 32, cursor=1, seen=["x"], next_poll_at=later, now=later)
         assert not await repo.fail_poll(trigger.id, "a" * 32, error={}, next_poll_at=later, now=later)
@@ -366,3 +368,24 @@ async def test_polls_shorter_than_the_minimum_interval_are_spaced_out(db, accoun
         respx.get(f"{API}/posts").respond(json=[])
         await poller_for(db, http, clock, poll_min_interval_seconds=10).tick()
     assert (await poll_state(db, trigger.id)).next_poll_at == clock.now() + timedelta(seconds=10)
+
+
+@respx.mock
+async def test_a_poller_working_from_an_old_listing_polls_from_the_current_cursor(
+    db, account_id, http, clock
+):
+    route = respx.get(f"{API}/posts").respond(json=posts(1))
+    await save(db, account_id, WATCH, clock.now(), REGISTRY)
+    slow, fast = poller_for(db, http, clock), poller_for(db, http, clock)
+    async with db.session() as session:
+        [(row, stale, name)] = await TriggerRepo(session).due_polls(clock.now())  # listed, then stalled
+    await fast.tick()  # baseline by the other poller: cursor 1
+    clock.advance(timedelta(minutes=5))
+    route.respond(json=posts(2, 1))
+
+    outcome = await slow.poll_trigger(row, stale, name, clock.now())
+
+    assert outcome is not None
+    assert outcome.baseline is False  # the listing said "no baseline yet"; the claim read the truth
+    assert [item["id"] for item in outcome.items] == [2]
+    assert route.calls[-1].request.url.params["since"] == "1"

@@ -302,8 +302,11 @@ class TriggerRepo:
         value: datetime | None = await self.session.scalar(statement)
         return value
 
-    async def claim_poll(self, trigger_id: str, token: str, now: datetime, lease_until: datetime) -> bool:
-        """Take the poll of a trigger until ``lease_until`` when it is due and nobody holds it."""
+    async def claim_poll(
+        self, trigger_id: str, token: str, now: datetime, lease_until: datetime
+    ) -> tuple[TriggerRow, PollState] | None:
+        """Take the poll of a trigger until ``lease_until`` when it is due and nobody holds it; gives
+        the trigger and its state as they are now (read after the claim), or None."""
         statement = (
             update(PollState)
             .where(
@@ -314,7 +317,17 @@ class TriggerRepo:
             .values(lease_token=token, lease_until=lease_until)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(await self.session.execute(statement)) == 1
+        if _rowcount(await self.session.execute(statement)) != 1:
+            return None
+        fresh = (
+            await self.session.execute(
+                select(TriggerRow, PollState)
+                .join(PollState, PollState.trigger_id == TriggerRow.id)
+                .where(TriggerRow.id == trigger_id)
+                .execution_options(populate_existing=True)
+            )
+        ).first()
+        return None if fresh is None else (fresh[0], fresh[1])
 
     async def finish_poll(
         self,
