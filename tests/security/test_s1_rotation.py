@@ -8,6 +8,7 @@ from app.security.crypto import Encryptor
 from app.security.rotation import ROTATORS, rotate_all
 from app.storage.models_connections import ConnectionRow
 from app.storage.models_secrets import Secret
+from app.storage.repositories.connections import ConnectionRepo
 from app.storage.repositories.encrypted import EncryptedRows
 
 NEW = b"the-next-encryption-key-0123456789"
@@ -23,16 +24,20 @@ async def test_rotation_re_encrypts_secrets_and_connections_under_the_newest_key
     _, state = app_state
     for name in ("ONE", "TWO", "THREE"):
         assert (await api.put(f"/v1/secrets/{name}", json={"value": f"value-{name}"})).status_code == 201
-    created = await api.post(
-        "/v1/connections",
-        json={
-            "name": "openai-main",
-            "connector": "openai",
-            "kind": "bearer",
-            "credentials": {"token": "sk-abc"},
-        },
-    )
-    assert created.status_code == 201, created.text
+    account_id = state.bootstrap.account_id
+    payload = {"kind": "bearer", "fields": {"token": "sk-abc"}}
+    async with state.db.session() as session:  # as the connection store writes it
+        await ConnectionRepo(session).add(
+            account_id,
+            "openai-main",
+            connector="openai",
+            kind="bearer",
+            status="active",
+            ciphertext=state.encryptor.encrypt(
+                payload, account_id=account_id, name="openai-main", kind="connection"
+            ),
+        )
+        await session.commit()
     old = state.settings.secret_key.encode()
     ring = Encryptor([NEW, old])
 
