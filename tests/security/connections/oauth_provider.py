@@ -47,7 +47,9 @@ def _name(common: str) -> x509.Name:
 
 
 def make_tls(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A fresh CA and a certificate for 127.0.0.1: (server context, client context trusting the CA)."""
+    """A fresh CA and a certificate for 127.0.0.1: (server context, client context trusting the CA).
+
+    The CA is also written to ``directory / "ca.pem"``."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
@@ -102,6 +104,7 @@ def make_tls(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     )
+    (directory / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))  # for subprocesses
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cadata=ca_cert.public_bytes(serialization.Encoding.PEM).decode())

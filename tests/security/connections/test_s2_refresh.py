@@ -6,6 +6,9 @@ another process."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +22,7 @@ from app.storage.repositories.connections import ConnectionRepo
 from tests.security.connections.oauth_provider import CLIENT_ID, CLIENT_SECRET
 
 NAME = "demo-oauth"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def connect(client: httpx.AsyncClient, browser: httpx.AsyncClient) -> None:
@@ -202,3 +206,65 @@ async def test_pkce_is_required_by_the_code_exchange(client, browser, provider, 
             now=clock.now,
         )
     assert caught.value.invalid_grant
+
+
+async def _until(event: asyncio.Event, process: asyncio.subprocess.Process) -> None:
+    """Wait for ``event``; fail (instead of hanging) if ``process`` exits first."""
+    waiter = asyncio.create_task(event.wait())
+    exited = asyncio.create_task(process.wait())
+    done, _ = await asyncio.wait({waiter, exited}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if waiter not in done:
+        stderr = (await process.stderr.read()).decode() if process.stderr else ""
+        raise AssertionError(f"the worker exited with {process.returncode}: {stderr}")
+    exited.cancel()
+
+
+async def test_two_server_processes_rotate_the_tokens_once(
+    client, browser, provider, demo_app, clock, tmp_path
+):
+    """Real subprocesses on the same SQLite file: the second finds the first's refresh lease, waits, and
+    uses the tokens the first stored; the provider sees one refresh."""
+    _, state = demo_app
+    await connect(client, browser)
+    clock.advance(seconds=3600)
+    provider.refresh_gate = asyncio.Event()
+    args = json.dumps(
+        {
+            "database_url": state.settings.database_url,
+            "secret_key": state.settings.secret_key,
+            "cafile": str(tmp_path / "ca.pem"),
+            "base_url": provider.base_url,
+            "account_id": state.bootstrap.account_id,
+            "name": NAME,
+            "now": clock.now.isoformat(),
+        }
+    )
+
+    async def spawn() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.security.connections.refresh_worker",
+            args,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    first = await spawn()
+    await _until(provider.refresh_entered, first)  # the first process holds the lease, at the provider
+    second = await spawn()
+    assert second.stdout is not None
+    assert await second.stdout.readline() == b"waiting\n"  # it found the lease taken
+    provider.refresh_gate.set()
+    out_first, err_first = await first.communicate()
+    out_second, err_second = await second.communicate()
+    assert first.returncode == 0, err_first.decode()
+    assert second.returncode == 0, err_second.decode()
+    credentials_first = json.loads(out_first.decode().strip().splitlines()[-1])
+    credentials_second = json.loads(out_second.decode().strip().splitlines()[-1])
+    assert provider.refresh_count == 1
+    assert credentials_first == credentials_second
+    assert credentials_first["access_token"] == (await stored_token(state))["access_token"]
+    assert credentials_first["access_token"] in provider.access_tokens
