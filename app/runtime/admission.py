@@ -1,4 +1,5 @@
-"""Recording a run: the revision's spec, and the ``skip``/``fail`` concurrency limits at submission.
+"""Recording a run: the revision's spec, the ``skip``/``fail`` concurrency limits at submission, and
+the new attempt of a retried run.
 
 Used by :meth:`app.runtime.service.RunService.create_run` (and so ``submit``) and
 :meth:`~app.runtime.service.RunService.retry`, in the caller's transaction.
@@ -11,7 +12,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import NotFound
+from app.engine.types import RunStatus
+from app.errors import Conflict, NotFound
 from app.pipelines.spec import PipelineSpec
 from app.runtime.limits import conflict_error, limit_of
 from app.runtime.plans import PlanCache, revision_key
@@ -74,4 +76,39 @@ async def record_run(
     return run
 
 
-__all__ = ["record_run", "revision_spec"]
+RETRYABLE = frozenset({RunStatus.FAILED.value, RunStatus.CANCELLED.value})
+"""The states of a run that may be retried."""
+
+
+async def record_retry(session: AsyncSession, plans: PlanCache, account_id: str, run_id: str) -> Run:
+    """Record the next attempt of a failed or cancelled run (not committed): same revision, inputs and
+    trigger, ``attempt`` + 1, ``retry_of`` = the run; under the pipeline's limit like any run.
+
+    ``NotFound`` for another account's run; ``Conflict`` for a run that succeeded or is in progress."""
+    original = await RunRepo(session).get(account_id, run_id)
+    if original is None:
+        raise NotFound(f"no run {run_id!r}")
+    if original.status not in RETRYABLE:
+        reason = (
+            "succeeded: there is nothing to retry"
+            if original.status == RunStatus.SUCCEEDED.value
+            else f"is still {original.status}: only a failed or cancelled run can be retried"
+        )
+        raise Conflict(f"run {run_id} {reason}", details={"status": original.status})
+    pipeline = await PipelineRepo(session).get(account_id, original.pipeline_name)
+    if pipeline is None or pipeline.id != original.pipeline_id:
+        raise NotFound(f"the pipeline of run {run_id} is gone")
+    spec = await revision_spec(session, plans, pipeline, original.revision)
+    return await record_run(
+        session,
+        pipeline,
+        original.revision,
+        spec,
+        inputs=dict(original.inputs),
+        trigger=dict(original.trigger),
+        attempt=original.attempt + 1,
+        retry_of=original.id,
+    )
+
+
+__all__ = ["RETRYABLE", "record_retry", "record_run", "revision_spec"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +36,7 @@ from app.pipelines.spec import PipelineSpec
 from app.runtime.plans import PlanCache, revision_key
 from app.storage.db import Database
 from app.storage.models import StepRun
-from app.storage.repositories import PipelineRepo, RuntimeRepo
+from app.storage.repositories import PipelineRepo, RunRepo, RuntimeRepo
 from app.storage.repositories.runtime import StaleRun
 
 logger = logging.getLogger("mashpipe.runtime")
@@ -162,6 +162,18 @@ async def settle(
     return "failed"
 
 
+async def leave_interrupted(
+    db: Database, plans: PlanCache, run: StaleRun, steps: Sequence[StepResult], max_output_bytes: int
+) -> Outcome | None:
+    """A run whose task was cancelled (the server stops): write its last step states, then resume it
+    at the next start (back to ``queued``) or fail it, by the rule of :func:`judge`."""
+    async with db.session() as session:
+        await RunRepo(session).upsert_steps(run.id, steps, max_output_bytes)
+        outcome = await settle(session, plans, run, stale_before=None, now=datetime.now(UTC))
+        await session.commit()
+        return outcome
+
+
 async def recover_stale(
     db: Database,
     plans: PlanCache,
@@ -226,6 +238,7 @@ __all__ = [
     "Verdict",
     "attempts_allowed",
     "judge",
+    "leave_interrupted",
     "recover_stale",
     "resume_state",
     "settle",

@@ -29,14 +29,20 @@ from app.engine.executor import execute as execute_plan
 from app.engine.types import OperationCaller, RunRequest, RunStatus
 from app.errors import Conflict, NotFound
 from app.pipelines.inputs import coerce_inputs
-from app.runtime.admission import record_run, revision_spec
+from app.runtime.admission import record_retry, record_run, revision_spec
 from app.runtime.limits import PipelineGate, conflict_error, limit_of
 from app.runtime.masking import Masker, MaskingObserver, masking_scope
 from app.runtime.observer import StorageObserver
 from app.runtime.output_limits import outputs_error
 from app.runtime.plans import CompiledRevision, PlanCache, revision_key
 from app.runtime.queue import QueueClosed, RunQueue
-from app.runtime.recovery import RecoveryReport, ResumeState, recover_stale, resume_state, settle
+from app.runtime.recovery import (
+    RecoveryReport,
+    ResumeState,
+    leave_interrupted,
+    recover_stale,
+    resume_state,
+)
 from app.runtime.run_secrets import RunSecrets
 from app.settings import Settings
 from app.storage.db import Database
@@ -53,7 +59,6 @@ everything back and is raised to the caller of :meth:`RunService.submit`."""
 logger = logging.getLogger("mashpipe.runtime")
 
 FINISHED = frozenset({RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value})
-RETRYABLE = frozenset({RunStatus.FAILED.value, RunStatus.CANCELLED.value})
 POLL_INTERVAL = 1.0  # waiting re-reads the run at least this often (a run may finish in another process)
 CANCEL_GRACE = 5.0  # how long cancel() waits for a running run to wind down before answering
 
@@ -168,30 +173,7 @@ class RunService:
         if self.queue is None:
             raise RuntimeError("no run queue attached to the run service")
         async with self._db.session() as session:
-            original = await RunRepo(session).get(account_id, run_id)
-            if original is None:
-                raise NotFound(f"no run {run_id!r}")
-            if original.status not in RETRYABLE:
-                reason = (
-                    "succeeded: there is nothing to retry"
-                    if original.status == RunStatus.SUCCEEDED.value
-                    else f"is still {original.status}: only a failed or cancelled run can be retried"
-                )
-                raise Conflict(f"run {run_id} {reason}", details={"status": original.status})
-            pipeline = await PipelineRepo(session).get(account_id, original.pipeline_name)
-            if pipeline is None or pipeline.id != original.pipeline_id:
-                raise NotFound(f"the pipeline of run {run_id} is gone")
-            spec = await revision_spec(session, self.plans, pipeline, original.revision)
-            run = await record_run(
-                session,
-                pipeline,
-                original.revision,
-                spec,
-                inputs=dict(original.inputs),
-                trigger=dict(original.trigger),
-                attempt=original.attempt + 1,
-                retry_of=original.id,
-            )
+            run = await record_retry(session, self.plans, account_id, run_id)
             await session.commit()
         if run.status == RunStatus.QUEUED.value:
             await self.queue.enqueue(run.id)
@@ -350,11 +332,8 @@ class RunService:
         pipeline_id = self._pipeline_of.pop(run.id, None)
         try:
             steps = await observer.drain()
-            async with self._db.session() as session:
-                await RunRepo(session).upsert_steps(run.id, steps, self._settings.step_output_max_bytes)
-                target = StaleRun(run.id, run.pipeline_id, run.revision)
-                await settle(session, self.plans, target, stale_before=None, now=_now())
-                await session.commit()
+            target = StaleRun(run.id, run.pipeline_id, run.revision)
+            await leave_interrupted(self._db, self.plans, target, steps, self._settings.step_output_max_bytes)
         except NotFound:
             logger.info("run %s is gone (pipeline deleted): its final state is not recorded", run.id)
         except Exception:
