@@ -30,6 +30,8 @@ from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import orjson
+
 from app.engine.types import RunObserver, StepError, StepResult
 
 REDACTED = "***"
@@ -52,6 +54,9 @@ class Masker:
             forms |= _variants(value)
         ordered = sorted(forms, key=lambda form: (-len(form), form))  # longest first: no partial wins
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        # the forms as they appear inside JSON text (quotes, backslashes... escaped): a quick check
+        # of a whole value serialized at once, before walking it
+        self._in_json = tuple(sorted({orjson.dumps(form)[1:-1] for form in forms}))
 
     def __bool__(self) -> bool:
         return self._pattern is not None
@@ -63,9 +68,17 @@ class Masker:
         return self._pattern.sub(REDACTED, text)
 
     def value(self, value: Any) -> Any:
-        """A copy of a JSON-like value with every string (and mapping key) masked."""
+        """A copy of a JSON-like value with every string (and mapping key) masked (the value itself when
+        no secret occurs in it)."""
         if self._pattern is None:
             return value
+        if isinstance(value, dict | list):
+            try:
+                encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str)
+            except (TypeError, orjson.JSONEncodeError):
+                encoded = None  # odd values: walk the whole value
+            if encoded is not None and not any(form in encoded for form in self._in_json):
+                return value
         return self._value(value)
 
     def _value(self, value: Any) -> Any:

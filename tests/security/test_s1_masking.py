@@ -233,3 +233,11 @@ def test_log_records_made_in_a_masking_scope_are_masked(caplog):
     assert messages[3] == "outside: hunter2-secret"  # no scope, no masking
     assert "ValueError: failed with ***" in caplog.text
     assert caplog.text.count("hunter2-secret") == 1
+
+
+def test_values_without_a_secret_are_returned_as_they_are_and_escaped_secrets_are_found():
+    masker = Masker(['quo"te\\back', "ünïcode-secret", "tab\tsecret"])
+    clean = {"items": [{"title": "nothing here", "n": 1}], 2: ["x"]}
+    assert masker.value(clean) is clean  # the quick check over the whole value: no copy
+    dirty = {'quo"te\\back': ['say quo"te\\back'], "u": "x ünïcode-secret", "t": ["tab\tsecret"]}
+    assert masker.value(dirty) == {"***": ["say ***"], "u": "x ***", "t": ["***"]}
