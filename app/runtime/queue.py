@@ -1,9 +1,12 @@
 """The run queue: ONE interface, implementations behind it.
 
+Runs reach the queue only through :meth:`app.runtime.service.RunService.submit` (every trigger:
+manual, schedule, webhook, endpoint, poll, retry) and the service's recovery; nothing else enqueues.
 The queue only moves run ids; what executing a run means lives in
 :meth:`app.runtime.service.RunService.execute`, which every implementation calls. The in-process
-queue below runs inside the server's event loop; a PostgreSQL-backed one (procrastinate) can take
-its place behind the same :class:`RunQueue` protocol.
+queue below runs inside the server's event loop; its workers are the global concurrency limit
+(``max_concurrent_runs``); per-pipeline limits are the service's (see :mod:`app.runtime.limits`). A
+PostgreSQL-backed queue (procrastinate) can take its place behind the same :class:`RunQueue` protocol.
 """
 
 from __future__ import annotations
