@@ -170,6 +170,7 @@ def ours_command(
     unique_header: str | None = None,
     unique_prefix: str = "delivery",
     answers: Path | None = None,
+    retries: int = 0,
 ) -> list[str]:
     """The command line of our generator."""
     command = [
@@ -193,6 +194,8 @@ def ours_command(
         command += [f"--unique-header={unique_header}", f"--unique-prefix={unique_prefix}"]
     if answers is not None:
         command.append(f"--answers={answers}")
+    if retries:
+        command.append(f"--retries={retries}")
     return command
 
 
@@ -241,13 +244,18 @@ async def generate(
     unique_header: str | None = None,
     unique_prefix: str = "delivery",
     keep_answers: bool = False,
+    retries: int = 0,
 ) -> tuple[LoadResult, list[dict[str, Any]]]:
-    """Our closed loop, in this process; also returns every answer when ``keep_answers``."""
+    """Our closed loop, in this process; also returns every answer when ``keep_answers``.
+
+    ``retries``: a request whose answer is lost (socket error, timeout) or a 5xx is sent again, up
+    to that many times, like a webhook sender; errors still count every failed attempt."""
     import aiohttp
 
     latencies: list[float] = []
     answers: list[dict[str, Any]] = []
     errors = {"status": 0, "socket": 0, "timeout": 0}
+    retried = {"count": 0}
     issued = 0
     templated = body is not None and "{n}" in body
     fixed_payload = body.encode() if body is not None and not templated else None
@@ -261,36 +269,48 @@ async def generate(
 
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
 
+        async def attempt(number: int) -> tuple[int, bytes] | None:
+            """One request; its status and body, or None after a socket error or a timeout."""
+            request_headers = dict(base_headers)
+            if unique_header:
+                request_headers[unique_header] = f"{unique_prefix}-{number}"
+            payload = fixed_payload
+            if templated and body is not None:
+                payload = body.replace("{n}", str(number)).encode()
+            sent = time.perf_counter()
+            try:
+                async with session.request(method, url, data=payload, headers=request_headers) as response:
+                    text = await response.read()
+                    status = response.status
+            except TimeoutError:
+                errors["timeout"] += 1
+                return None
+            except aiohttp.ClientError:
+                errors["socket"] += 1
+                return None
+            latencies.append(time.perf_counter() - sent)
+            if not 200 <= status < 300:
+                errors["status"] += 1
+            return status, text
+
         async def worker() -> None:
             nonlocal issued
             while issued < max_requests and time.perf_counter() < deadline:
                 number = issued
                 issued += 1
-                request_headers = dict(base_headers)
-                if unique_header:
-                    request_headers[unique_header] = f"{unique_prefix}-{number}"
-                payload = fixed_payload
-                if templated and body is not None:
-                    payload = body.replace("{n}", str(number)).encode()
-                sent = time.perf_counter()
-                try:
-                    async with session.request(
-                        method, url, data=payload, headers=request_headers
-                    ) as response:
-                        text = await response.read()
-                        status = response.status
-                except TimeoutError:
-                    errors["timeout"] += 1
-                    continue
-                except aiohttp.ClientError:
-                    errors["socket"] += 1
-                    continue
-                latencies.append(time.perf_counter() - sent)
-                if not 200 <= status < 300:
-                    errors["status"] += 1
+                outcome = await attempt(number)
+                tries = 1
+                # Like a webhook sender: a lost answer or a 5xx is sent again (same number, same
+                # unique header: a deduplicating receiver starts nothing twice).
+                while tries <= retries and (outcome is None or outcome[0] >= 500):
+                    retried["count"] += 1
+                    await asyncio.sleep(0.05 * tries)
+                    outcome = await attempt(number)
+                    tries += 1
                 if keep_answers:
+                    status, text = outcome if outcome is not None else (0, b"")
                     answer = text.decode(errors="replace")
-                    answers.append({"number": number, "status": status, "body": answer})
+                    answers.append({"number": number, "status": status, "body": answer, "tries": tries})
 
         await asyncio.gather(*(worker() for _ in range(connections)))
     elapsed = time.perf_counter() - started
@@ -305,7 +325,7 @@ async def generate(
         p90_s=percentile(latencies, 0.90),
         p99_s=percentile(latencies, 0.99),
         max_s=latencies[-1] if latencies else 0.0,
-        details=errors,
+        details={**errors, "retried": retried["count"]} if retries else errors,
     )
     return result, answers
 
@@ -324,6 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unique-header", default=None, help="header given <prefix>-<n>, unique per request")
     parser.add_argument("--unique-prefix", default="delivery", help="prefix of the unique header values")
     parser.add_argument("--answers", type=Path, default=None, help="write every answer here (JSON)")
+    parser.add_argument(
+        "--retries", type=int, default=0, help="send a lost or 5xx request again, up to N times"
+    )
     args = parser.parse_args(argv)
     if args.connections < 1 or args.duration <= 0 or args.max_requests < 1:
         parser.error("--connections, --duration and --max-requests must be positive")
@@ -350,6 +373,7 @@ def main(argv: list[str] | None = None) -> None:
             unique_header=args.unique_header,
             unique_prefix=args.unique_prefix,
             keep_answers=args.answers is not None,
+            retries=max(0, args.retries),
         )
     )
     if args.answers is not None:
