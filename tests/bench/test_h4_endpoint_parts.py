@@ -360,3 +360,97 @@ async def test_run_fast_uses_an_event_loop() -> None:
         return 42
 
     assert await asyncio.to_thread(run_fast, answer()) == 42
+
+
+async def test_our_generator_sends_lost_or_failed_requests_again() -> None:
+    tries: dict[str, int] = {}
+
+    async def hook(request: web.Request) -> web.Response:
+        delivery = request.headers["X-Delivery"]
+        tries[delivery] = tries.get(delivery, 0) + 1
+        if delivery == "r-1" and tries[delivery] == 1:
+            return web.json_response({"error": "busy"}, status=503)
+        return web.json_response({"run_id": delivery}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner, base_url = await serve_app(app)
+    try:
+        result, answers = await endpoint_load.generate(
+            f"{base_url}/hook",
+            connections=2,
+            duration=30.0,
+            max_requests=4,
+            method="POST",
+            unique_header="X-Delivery",
+            unique_prefix="r",
+            keep_answers=True,
+            retries=2,
+        )
+    finally:
+        await runner.cleanup()
+    assert tries == {"r-0": 1, "r-1": 2, "r-2": 1, "r-3": 1}
+    by_number = {answer["number"]: answer for answer in answers}
+    assert by_number[1]["status"] == 202
+    assert by_number[1]["tries"] == 2
+    assert {answer["tries"] for number, answer in by_number.items() if number != 1} == {1}
+    assert result.details["retried"] == 1
+    assert result.errors == 1  # the 503 still counts as an error
+
+
+async def test_hot_cache_serves_fresh_public_answers_only() -> None:
+    from bench.endpoint_whatif import HotCache
+
+    calls: list[str] = []
+    now = [100.0]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["path"] + "?" + scope["query_string"].decode())
+        control = b"private, max-age=60" if "private" in scope["path"] else b"public, max-age=60"
+        headers = [(b"content-type", b"application/json"), (b"cache-control", control), (b"etag", b'"e1"')]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"n": %d}' % len(calls)})
+
+    cache = HotCache(app, clock=lambda: now[0])
+
+    async def get(path: str, query: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None) -> Any:
+        sent: list[Any] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "query_string": query,
+            "headers": headers or [],
+        }
+        await cache(scope, receive, send)
+        return dict(sent[0]["headers"]), sent[1]["body"]
+
+    first = await get("/v1/apps/a/p", b"x=1")
+    now[0] += 10
+    second = await get("/v1/apps/a/p", b"x=1")
+    assert first[1] == second[1] == b'{"n": 1}'
+    assert second[0][b"cache-control"] == b"public, max-age=50"
+    assert second[0][b"etag"] == b'"e1"'
+    await get("/v1/apps/a/p", b"x=2")  # another query: another entry
+    await get("/v1/apps/a/p", b"x=1", [(b"if-none-match", b'"e1"')])  # revalidation: the app answers
+    await get("/v1/apps/a/private")
+    await get("/v1/apps/a/private")  # private: never kept
+    await get("/v1/pipelines/p")  # not an app: passed through
+    now[0] += 60
+    await get("/v1/apps/a/p", b"x=1")  # expired
+    assert calls == [
+        "/v1/apps/a/p?x=1",
+        "/v1/apps/a/p?x=2",
+        "/v1/apps/a/p?x=1",
+        "/v1/apps/a/private?",
+        "/v1/apps/a/private?",
+        "/v1/pipelines/p?",
+        "/v1/apps/a/p?x=1",
+    ]
