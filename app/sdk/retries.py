@@ -150,6 +150,21 @@ class RetryBudget:
         """
         if self.remaining <= 0 or not replayable(request):
             return await send()
+        # The common case costs one plain send: tenacity (a new AsyncRetrying, its coroutine checks)
+        # is entered only once the first answer asks for a retry.
+        first: httpx.Response | ConnectionFailed
+        try:
+            first = await send()
+        except ConnectionFailed as exc:
+            first = exc
+        else:
+            if not self._retry_response(first):
+                return first
+        return await self._retry(first, send)
+
+    async def _retry(self, first: httpx.Response | ConnectionFailed, send: Send) -> httpx.Response:
+        """The tenacity loop, its first attempt's outcome being ``first`` (already sent)."""
+        pending: list[httpx.Response | ConnectionFailed] = [first]
         retrying = tenacity.AsyncRetrying(
             retry=(
                 tenacity.retry_if_result(self._retry_response)
@@ -163,6 +178,11 @@ class RetryBudget:
         )
 
         async def once() -> httpx.Response:  # tenacity awaits only what it sees as a coroutine function
+            if pending:  # the first attempt: its outcome is known
+                outcome = pending.pop()
+                if isinstance(outcome, ConnectionFailed):
+                    raise outcome
+                return outcome
             return await send()
 
         response: httpx.Response = await retrying(once)
