@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.sdk import Connector, Context, HttpResponse, RequestOptions, raise_for_response, response_output
+from app.sdk.http import parse_url
 
 connector = Connector(
     key="http",
@@ -28,7 +29,7 @@ connector = Connector(
 
 def _absolute_http_url(value: str) -> str:
     try:
-        url = httpx.URL(value)
+        url = parse_url(value)  # remembered: the request sending it does not parse it again
     except httpx.InvalidURL as exc:
         raise ValueError(f"not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
