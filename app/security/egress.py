@@ -39,6 +39,7 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 ALLOW_HINT = "allow it with MASHPIPE_EGRESS_ALLOW"
+URL_VERDICTS_KEPT = 4096  # (host, port) pairs an EgressPolicy remembers as passing its URL check
 
 _V4_BLOCKS: tuple[tuple[str, str], ...] = (
     ("0.0.0.0/8", "unspecified"),
@@ -165,6 +166,9 @@ class EgressPolicy:
         for entry in allow:
             self._add(entry)
         self._resolver = resolver or system_resolver
+        # (host, port) pairs whose URL-level check passed: the verdict depends only on them and on this
+        # (unchanging) policy, so it is remembered; bounded, cleared when full.
+        self._url_passes: set[tuple[str, int]] = set()
 
     @classmethod
     def from_settings(cls, settings: Any, *, resolver: Resolver | None = None) -> EgressPolicy:
@@ -233,12 +237,19 @@ class EgressPolicy:
                 "give them through a connection or headers",
                 details={"host": url.host},
             )
-        if not url.host:
+        host = url.host
+        if not host:
             raise EgressDenied("refusing a URL without host", details={"url": str(url)})
         port = url.port or default_port(url.scheme)
-        literal = parse_ip(url.host)
+        key = (host, port)
+        if key in self._url_passes:
+            return
+        literal = parse_ip(host)
         if literal is not None:
-            self.check_address(literal, host=url.host, port=port)
+            self.check_address(literal, host=host, port=port)
+        if len(self._url_passes) >= URL_VERDICTS_KEPT:
+            self._url_passes.clear()
+        self._url_passes.add(key)
 
     async def resolve(self, host: str, port: int) -> list[str]:
         """Resolve ``host`` once and check every address; return them (all allowed) for pinning.
