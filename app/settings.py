@@ -242,6 +242,14 @@ class Settings(BaseSettings):
         ),
     )
     poll_concurrency: int = Field(default=8, ge=1, description="Polls running at once in this process.")
+    published_lookup_ttl: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "Seconds hooks and published endpoints reuse their lookup of a pipeline (its latest revision) "
+            "before reading the database again: another process's new revision is used at most this late."
+        ),
+    )
     examples_dir: str | None = Field(
         default=None, description="Folder of pipeline YAML files loaded into the bootstrap account at start."
     )

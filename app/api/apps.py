@@ -33,6 +33,14 @@ async def get_endpoints(state: StateDep) -> EndpointService:
     return state.endpoints
 
 
+def forget_published(request: Request, account_name: str, pipeline_name: str, pipeline_id: str) -> None:
+    """After a pipeline is saved or deleted: its endpoint and hooks look it up again at once."""
+    state = getattr(request.app.state, "mashpipe", None)
+    if isinstance(state, State):
+        state.endpoints.forget(account_name, pipeline_name)
+        state.hooks.forget_pipeline(pipeline_id)
+
+
 EndpointsDep = Annotated[EndpointService, Depends(get_endpoints)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from app.api.deps import RunServiceDep, SettingsDep, StateDep
 from app.api.responses import DESCRIPTIONS
 from app.errors import PayloadTooLarge
-from app.runtime.endpoints import RunFailed
+from app.runtime.endpoints import run_failed
 from app.runtime.service import RunService
 from app.runtime.webhooks import Delivery, DeliveryOutcome, WebhookService
 from app.schemas.base import ErrorResponse
@@ -82,16 +82,14 @@ def _json(status_code: int, content: dict[str, Any]) -> Response:
 
 
 async def _waited(runs: RunService, outcome: DeliveryOutcome, max_seconds: float) -> Response:
-    if not await runs.wait(outcome.run_id, max_seconds):
+    finished = await runs.wait_outcome(outcome.run_id, max_seconds)
+    if finished is None:
         return _json(status.HTTP_202_ACCEPTED, {"run_id": outcome.run_id, "duplicate": outcome.duplicate})
-    run, _ = await runs.read(outcome.account_id, outcome.run_id)
-    if run.status != "succeeded":
-        error = run.error or {}
-        raise RunFailed(
-            f"the pipeline run failed: {error.get('message') or run.status}",
-            details={"run_id": run.id, "status": run.status, "error": run.error},
-        )
-    result = HookResult(run_id=run.id, duplicate=outcome.duplicate, status=run.status, outputs=run.outputs)
+    if finished.status != "succeeded":
+        raise run_failed(outcome.run_id, finished)
+    result = HookResult(
+        run_id=outcome.run_id, duplicate=outcome.duplicate, status=finished.status, outputs=finished.outputs
+    )
     return _json(status.HTTP_200_OK, result.model_dump(mode="json"))
 
 

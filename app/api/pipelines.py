@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
+from app.api.apps import forget_published
 from app.api.body import PIPELINE_BODY, read_pipeline_source
 from app.api.deps import AccountDep, RegistryDep, RunServiceDep, SessionDep, SettingsDep
 from app.api.responses import errors
@@ -66,6 +67,7 @@ async def create(
     hooks = await pipeline_hooks(session, saved.pipeline.id)
     await session.commit()
     wake_trigger_loops(request)
+    forget_published(request, account.name, saved.pipeline.name, saved.pipeline.id)
     read = pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, str(request.base_url)))
     return read.model_copy(update=await trigger_reads(session, saved.pipeline.id))
 
@@ -133,6 +135,7 @@ async def put(
     hooks = await pipeline_hooks(session, saved.pipeline.id)
     await session.commit()
     wake_trigger_loops(request)
+    forget_published(request, account.name, name, saved.pipeline.id)
     if saved.created:
         response.status_code = status.HTTP_201_CREATED
     read = pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, str(request.base_url)))
@@ -148,12 +151,13 @@ async def put(
     responses=errors(401, 404, 422),
 )
 async def delete(
-    name: PipelineName, account: AccountDep, session: SessionDep, runs: RunServiceDep
+    name: PipelineName, request: Request, account: AccountDep, session: SessionDep, runs: RunServiceDep
 ) -> Response:
     """Delete the pipeline with its revisions and runs (runs in progress are stopped)."""
     pipeline = await get_pipeline(session, account.id, name)
     await PipelineRepo(session).delete(pipeline)
     await session.commit()
+    forget_published(request, account.name, name, pipeline.id)
     runs.stop_pipeline_runs(pipeline.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

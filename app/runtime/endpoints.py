@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +30,11 @@ from app.pipelines.spec import EndpointTrigger, PipelineSpec
 from app.runtime.formats import render
 from app.runtime.plans import PlanCache, revision_key
 from app.runtime.result_cache import ResultCache
-from app.runtime.service import RunService
+from app.runtime.service import FINISHED, RunOutcome, RunService
+from app.runtime.webhooks import submit_retrying_busy
 from app.settings import Settings
 from app.storage.db import Database
-from app.storage.repositories import PipelineRepo, PublishedRepo, RunRepo
+from app.storage.repositories import PipelineRepo, PublishedRepo
 
 NOT_PUBLISHED = "no published pipeline at this address"
 
@@ -42,6 +44,16 @@ class RunFailed(MashpipeError):
 
     status = 502
     code = "run_failed"
+
+
+def run_failed(run_id: str, outcome: RunOutcome) -> RunFailed:
+    """The 502 of a run that did not succeed."""
+    error = outcome.error or {}
+    message = str(error.get("message") or f"the run ended {outcome.status}")
+    return RunFailed(
+        f"the pipeline run failed: {message}",
+        details={"run_id": run_id, "status": outcome.status, "error": outcome.error},
+    )
 
 
 class RunTimedOut(MashpipeError):
@@ -152,10 +164,34 @@ class EndpointService:
         self._plans = plans
         self._settings = settings
         self.cache: ResultCache[Rendered] = ResultCache(settings.endpoint_cache_entries, clock=clock)
+        self.clock = clock
+        self._found: OrderedDict[tuple[str, str], tuple[Published, float]] = OrderedDict()
 
     async def find(self, account_name: str, pipeline_name: str) -> Published:
         """The published pipeline; ``NotFound`` for an unknown account or pipeline, or a pipeline without
-        an ``endpoint`` trigger."""
+        an ``endpoint`` trigger.
+
+        A pipeline found is remembered for ``published_lookup_ttl`` seconds (no database read per
+        request); saving or deleting it through this process forgets it at once (:meth:`forget`).
+        """
+        key = (account_name, pipeline_name)
+        found = self._found.get(key)
+        if found is not None and found[1] > self.clock():
+            return found[0]
+        published = await self._lookup(account_name, pipeline_name)
+        ttl = self._settings.published_lookup_ttl
+        if ttl > 0:
+            self._found[key] = (published, self.clock() + ttl)
+            self._found.move_to_end(key)
+            while len(self._found) > self._settings.endpoint_cache_entries:
+                self._found.popitem(last=False)
+        return published
+
+    def forget(self, account_name: str, pipeline_name: str) -> None:
+        """Forget what :meth:`find` remembers of a pipeline (it was saved or deleted)."""
+        self._found.pop((account_name, pipeline_name), None)
+
+    async def _lookup(self, account_name: str, pipeline_name: str) -> Published:
         async with self._db.session() as session:
             pipeline = await PublishedRepo(session).find(account_name, pipeline_name)
             if pipeline is None:
@@ -210,29 +246,25 @@ class EndpointService:
     async def _run(
         self, published: Published, inputs: dict[str, Any], query: dict[str, str], link: str
     ) -> Rendered:
-        run = await self._runs.submit(
+        run = await submit_retrying_busy(
+            self._runs,
             account_id=published.account_id,
             pipeline_name=published.name,
             inputs=inputs,
             revision=published.revision,
             trigger={"kind": "endpoint", "query": query},
         )
-        if not await self._runs.wait(run.id, self._settings.run_wait_max_seconds):
+        if run.status in FINISHED:  # never started (the pipeline's concurrency limit skipped or failed it)
+            finished: RunOutcome | None = RunOutcome(run.status, run.outputs, run.error)
+        else:
+            finished = await self._runs.wait_outcome(run.id, self._settings.run_wait_max_seconds)
+        if finished is None:
             raise RunTimedOut(
                 f"the run did not finish within {self._settings.run_wait_max_seconds:g}s; it goes on",
                 details={"run_id": run.id},
             )
-        async with self._db.session() as session:
-            finished = await RunRepo(session).get(published.account_id, run.id)
-        if finished is None:
-            raise NotFound(NOT_PUBLISHED)  # the pipeline was deleted meanwhile
         if finished.status != "succeeded":
-            error = finished.error or {}
-            message = str(error.get("message") or f"the run ended {finished.status}")
-            raise RunFailed(
-                f"the pipeline run failed: {message}",
-                details={"run_id": run.id, "status": finished.status, "error": finished.error},
-            )
+            raise run_failed(run.id, finished)
         body, media_type = render(
             published.endpoint.format,
             finished.outputs or {},

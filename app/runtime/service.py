@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +64,15 @@ POLL_INTERVAL = 1.0  # waiting re-reads the run at least this often (a run may f
 CANCEL_GRACE = 5.0  # how long cancel() waits for a running run to wind down before answering
 
 
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """The final state of a run, as :meth:`RunService.wait_outcome` gives it."""
+
+    status: str
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -94,6 +104,7 @@ class RunService:
         self._pipeline_of: dict[str, str] = {}  # run id -> pipeline id, for runs executing here
         self._done: dict[str, asyncio.Event] = {}
         self._waiters: dict[str, int] = {}
+        self._outcomes: dict[str, RunOutcome] = {}  # final states of runs someone waits for (wait_outcome)
         self.gate = PipelineGate()  # runs waiting for a slot of their pipeline (on_conflict: queue)
         self._unclaimed: set[str] = set()  # runs whose claim failed on an error: handed back by tend()
         self._freed: dict[str, int] = {}  # pipeline id -> runs of it finished here (wake-up bookkeeping)
@@ -361,6 +372,8 @@ class RunService:
                 await runs.upsert_steps(run_id, steps, self._settings.step_output_max_bytes)
                 await runs.finish(run_id, status, outputs, error, _now())
                 await session.commit()
+            if run_id in self._waiters:
+                self._outcomes[run_id] = RunOutcome(status, outputs, error)
         except NotFound:
             logger.info("run %s is gone (pipeline deleted): its final state is not recorded", run_id)
         except Exception:
@@ -404,6 +417,47 @@ class RunService:
             self._waiters[run_id] -= 1
             if not self._waiters[run_id]:
                 del self._waiters[run_id]
+                pending = self._done.get(run_id)
+                if pending is not None and not pending.is_set():
+                    del self._done[run_id]
+
+    async def wait_outcome(self, run_id: str, timeout: float) -> RunOutcome | None:  # noqa: ASYNC109
+        """Wait until the run is finished and give its final state, or None when it is not finished after
+        ``timeout`` seconds (or does not exist).
+
+        A run finished by this process is given from memory, without reading the database (the published
+        endpoints and ``?wait=true`` webhooks wait for every run they start); otherwise the run is read
+        once it is finished, checking at least every ``POLL_INTERVAL`` (it may run in another process).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        self._waiters[run_id] = self._waiters.get(run_id, 0) + 1
+        try:
+            while True:
+                event = self._done.setdefault(run_id, asyncio.Event())
+                outcome = self._outcomes.get(run_id)
+                if outcome is not None:
+                    return outcome
+                remaining = deadline - loop.time()
+                if remaining > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(event.wait(), min(remaining, POLL_INTERVAL))
+                    outcome = self._outcomes.get(run_id)
+                    if outcome is not None:
+                        return outcome
+                async with self._db.session() as session:
+                    run = await RunRepo(session).get_any(run_id)
+                if run is None:
+                    return None
+                if run.status in FINISHED:
+                    return RunOutcome(run.status, run.outputs, run.error)
+                if deadline - loop.time() <= 0:
+                    return None
+        finally:
+            self._waiters[run_id] -= 1
+            if not self._waiters[run_id]:
+                del self._waiters[run_id]
+                self._outcomes.pop(run_id, None)
                 pending = self._done.get(run_id)
                 if pending is not None and not pending.is_set():
                     del self._done[run_id]

@@ -19,16 +19,18 @@ Secrets in ``verify`` (``${{ secrets.NAME }}``) are resolved through a :class:`S
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import ExpressionError, MashpipeError, NotFound
@@ -104,12 +106,56 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class HookTarget:
+    """What a hook starts: the pipeline (by name, at its latest revision) and the webhook trigger."""
+
+    hook_id: str
+    account_id: str
+    pipeline_id: str
+    pipeline_name: str
+    revision: int
+    trigger: WebhookTrigger
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
     """What a delivery did: the run it started, or (``duplicate``) the run an earlier one started."""
 
     run_id: str
     account_id: str
     duplicate: bool
+
+
+class StorageBusy(MashpipeError):
+    """503: the database stayed locked by other writers; nothing was recorded, the call may be retried."""
+
+    status = 503
+    code = "busy"
+
+
+BUSY_RETRIES = (0.05, 0.2, 0.5)
+"""Waits before retrying a run that could not be recorded because SQLite was locked by other writers."""
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" (its busy timeout ran out under heavy writes)."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+
+
+async def submit_retrying_busy(runs: RunService, **kwargs: Any) -> Run:
+    """:meth:`RunService.submit`, retried a few times when SQLite is locked (the failed transaction was
+    rolled back, so a retry records the run once); :class:`StorageBusy` (503) when it stays locked."""
+    for wait in (*BUSY_RETRIES, None):
+        try:
+            return await runs.submit(**kwargs)
+        except OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            if wait is None:
+                raise StorageBusy("the database is busy; nothing was recorded, retry the call") from None
+            logger.info("recording a run: the database is locked, retrying in %.2fs", wait)
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def sync_hooks(session: AsyncSession, pipeline: Pipeline, spec: PipelineSpec) -> list[Hook]:
@@ -163,12 +209,58 @@ class WebhookService:
         *,
         secrets: SecretsResolver,
         clock: Clock = time.time,
+        lookup_ttl: float = 1.0,
+        max_targets: int = 1024,
     ) -> None:
         self._db = db
         self._runs = runs
         self._plans = plans
         self._secrets = secrets
         self._clock = clock
+        self._lookup_ttl = lookup_ttl
+        self._max_targets = max_targets
+        self._targets: OrderedDict[str, tuple[HookTarget, float]] = OrderedDict()
+
+    async def target(self, hook_id: str) -> HookTarget:
+        """The enabled hook ``hook_id`` with its pipeline's name and latest revision (``NotFound``).
+
+        Remembered for ``lookup_ttl`` seconds (no database read per delivery); saving or deleting the
+        pipeline through this process forgets it at once (:meth:`forget_pipeline`).
+        """
+        now = time.monotonic()
+        found = self._targets.get(hook_id)
+        if found is not None and found[1] > now:
+            return found[0]
+        async with self._db.session() as session:
+            row = await HookRepo(session).target(hook_id)
+            if row is None:
+                raise NotFound("no such hook")
+            hook, pipeline = row
+            spec = await self._spec(session, pipeline.id, pipeline.latest_revision)
+        webhooks = [trigger.webhook for trigger in spec.triggers if trigger.webhook is not None]
+        if hook.ordinal >= len(webhooks):
+            raise NotFound("no such hook")
+        target = HookTarget(
+            hook_id=hook.id,
+            account_id=hook.account_id,
+            pipeline_id=pipeline.id,
+            pipeline_name=pipeline.name,
+            revision=pipeline.latest_revision,
+            trigger=webhooks[hook.ordinal],
+        )
+        if self._lookup_ttl > 0:
+            self._targets[hook_id] = (target, now + self._lookup_ttl)
+            self._targets.move_to_end(hook_id)
+            while len(self._targets) > self._max_targets:
+                self._targets.popitem(last=False)
+        return target
+
+    def forget_pipeline(self, pipeline_id: str) -> None:
+        """Forget the remembered hooks of a pipeline (it was saved or deleted)."""
+        for hook_id in [
+            key for key, (target, _) in self._targets.items() if target.pipeline_id == pipeline_id
+        ]:
+            del self._targets[hook_id]
 
     async def deliver(self, hook_id: str, delivery: Delivery) -> DeliveryOutcome:
         """Verify a call and start its run (see the module docstring).
@@ -177,30 +269,15 @@ class WebhookService:
         missing signature, ``BadRequest`` for a body that is not what its content type says,
         ``Unprocessable`` when the pipeline's inputs have no defaults to run with.
         """
-        async with self._db.session() as session:
-            found = await HookRepo(session).target(hook_id)
-            if found is None:
-                raise NotFound("no such hook")
-            hook, pipeline = found
-            revision = pipeline.latest_revision
-            spec = await self._spec(session, pipeline.id, revision)
-        webhooks = [trigger.webhook for trigger in spec.triggers if trigger.webhook is not None]
-        if hook.ordinal >= len(webhooks):
-            raise NotFound("no such hook")
-        trigger = webhooks[hook.ordinal]
+        target = await self.target(hook_id)
         headers = delivery.header_map()
-        await self._verify(trigger, hook.account_id, delivery.raw, headers)
-        payload = trigger_payload(hook.id, delivery, headers)
+        await self._verify(target.trigger, target.account_id, delivery.raw, headers)
+        payload = trigger_payload(target.hook_id, delivery, headers)
         key = None
-        if trigger.dedupe_header:
-            value = headers.get(trigger.dedupe_header.lower())
+        if target.trigger.dedupe_header:
+            value = headers.get(target.trigger.dedupe_header.lower())
             key = dedupe_key(value) if value and value.strip() else None
-        if key is not None:
-            async with self._db.session() as session:
-                earlier = await HookRepo(session).delivery_run(hook.id, key)
-            if earlier is not None:
-                return DeliveryOutcome(earlier, hook.account_id, duplicate=True)
-        return await self._submit(hook, pipeline.name, revision, payload, key)
+        return await self._submit(target, payload, key)
 
     async def _spec(self, session: AsyncSession, pipeline_id: str, number: int) -> PipelineSpec:
         key = revision_key(pipeline_id, number)
@@ -212,32 +289,34 @@ class WebhookService:
             raise NotFound("no such hook")
         return self._plans.spec(key, revision.spec)
 
-    async def _submit(
-        self, hook: Hook, pipeline_name: str, revision: int, payload: dict[str, Any], key: str | None
-    ) -> DeliveryOutcome:
+    async def _submit(self, target: HookTarget, payload: dict[str, Any], key: str | None) -> DeliveryOutcome:
+        """Record the run (and the delivery, in the same transaction). No read first: a redelivery is
+        found by the unique ``(hook_id, dedupe_key)`` constraint, which rolls its run back."""
+
         async def record_delivery(session: AsyncSession, run: Run) -> None:
             if key is not None:
-                await HookRepo(session).add_delivery(hook.id, key, run.id)
+                await HookRepo(session).add_delivery(target.hook_id, key, run.id)
 
         try:
-            run = await self._runs.submit(
-                account_id=hook.account_id,
-                pipeline_name=pipeline_name,
+            run = await submit_retrying_busy(
+                self._runs,
+                account_id=target.account_id,
+                pipeline_name=target.pipeline_name,
                 inputs={},
-                revision=revision,
+                revision=target.revision,
                 trigger=payload,
                 in_transaction=record_delivery,
             )
         except IntegrityError:
             if key is None:
                 raise
-            # A concurrent identical delivery won the race: its run is the one.
+            # A redelivery, or a concurrent identical delivery that won the race: its run is the one.
             async with self._db.session() as session:
-                earlier = await HookRepo(session).delivery_run(hook.id, key)
+                earlier = await HookRepo(session).delivery_run(target.hook_id, key)
             if earlier is None:
                 raise
-            return DeliveryOutcome(earlier, hook.account_id, duplicate=True)
-        return DeliveryOutcome(run.id, hook.account_id, duplicate=False)
+            return DeliveryOutcome(earlier, target.account_id, duplicate=True)
+        return DeliveryOutcome(run.id, target.account_id, duplicate=False)
 
     async def _verify(
         self, trigger: WebhookTrigger, account_id: str, raw: bytes, headers: Mapping[str, str]
