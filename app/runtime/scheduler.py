@@ -52,6 +52,7 @@ COUNT_CAP = 10_000  # missed fire times are counted up to this many per schedule
 ERROR_PAUSE = 1.0  # seconds the loop waits after a pass that hit a database error
 FIRES_KEPT = timedelta(days=7)  # schedule_fires rows older than this are pruned (progress covers them)
 PRUNE_EVERY = timedelta(hours=1)
+FIRE_CONCURRENCY = 16  # schedules handled at once in a pass (their fire times stay in order per schedule)
 
 
 def _iso(moment: datetime) -> str:
@@ -159,15 +160,20 @@ class Scheduler:
         done = SchedulerPass()
         async with self._db.session() as session:
             due = await TriggerRepo(session).due_schedules(now)
-        for row, pipeline_name in due:
-            try:
-                await self._handle(row, pipeline_name, now, done)
-            except (DBAPIError, OSError) as exc:  # e.g. the database is busy: next pass
-                logger.warning("schedule %s: %s; retried on the next pass", row.id, exc)
-                done.errors += 1
-            except Exception:
-                logger.exception("schedule %s: unexpected error; retried on the next pass", row.id)
-                done.errors += 1
+        slots = asyncio.Semaphore(FIRE_CONCURRENCY)
+
+        async def handle(row: TriggerRow, pipeline_name: str) -> None:
+            async with slots:
+                try:
+                    await self._handle(row, pipeline_name, now, done)
+                except (DBAPIError, OSError) as exc:  # e.g. the database is busy: next pass
+                    logger.warning("schedule %s: %s; retried on the next pass", row.id, exc)
+                    done.errors += 1
+                except Exception:
+                    logger.exception("schedule %s: unexpected error; retried on the next pass", row.id)
+                    done.errors += 1
+
+        await asyncio.gather(*(handle(row, pipeline_name) for row, pipeline_name in due))
         await self._prune(now)
         return done
 
