@@ -48,7 +48,8 @@ from app.storage.repositories.triggers import StaleTrigger, TriggerRepo
 
 logger = logging.getLogger("mashpipe.scheduler")
 
-COUNT_CAP = 10_000  # missed fire times are counted up to this many per scheduler pass
+COUNT_CAP = 1000  # missed fire times are counted up to this many per scheduler pass (then "1000+")
+LONG_GAP = timedelta(hours=1)  # planning a longer catch-up is CPU work: done in a thread
 ERROR_PAUSE = 1.0  # seconds the loop waits after a pass that hit a database error
 FIRES_KEPT = timedelta(days=7)  # schedule_fires rows older than this are pruned (progress covers them)
 PRUNE_EVERY = timedelta(hours=1)
@@ -82,6 +83,7 @@ class _Plan:
     run: list[datetime]
     skipped: int
     through: datetime | None  # the latest due fire time (None: nothing due)
+    capped: bool = False  # more missed fire times than COUNT_CAP: ``skipped`` is a lower bound
 
 
 class Scheduler:
@@ -201,7 +203,7 @@ class Scheduler:
         else:  # none
             catch_up = []
         through = on_time[-1] if on_time else latest_missed[-1]
-        return _Plan(catch_up + on_time, missed - len(catch_up), through)
+        return _Plan(catch_up + on_time, missed - len(catch_up), through, capped=missed >= COUNT_CAP)
 
     async def _handle(self, row: TriggerRow, pipeline_name: str, now: datetime, done: SchedulerPass) -> None:
         try:
@@ -212,7 +214,12 @@ class Scheduler:
             )
             return
         since = row.fired_through or now
-        plan = self._plan(schedule, since, now) if since < now else _Plan([], 0, None)
+        if since >= now:
+            plan = _Plan([], 0, None)
+        elif now - since > LONG_GAP:  # a catch-up after downtime: keep the event loop responsive
+            plan = await asyncio.to_thread(self._plan, schedule, since, now)
+        else:
+            plan = self._plan(schedule, since, now)
         if plan.through is None:  # nothing due: plan the next fire time
             async with self._db.session() as session:
                 await TriggerRepo(session).plan_schedule(row.id, schedule.next_after(max(since, now)))
@@ -225,7 +232,7 @@ class Scheduler:
                 "(schedule_missed_policy=%s)",
                 row.id,
                 pipeline_name,
-                f"{plan.skipped}+" if plan.skipped + len(plan.run) >= COUNT_CAP else plan.skipped,
+                f"{plan.skipped}+" if plan.capped else plan.skipped,
                 _iso(plan.through),
                 self._settings.schedule_missed_policy,
             )

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 
 from app.runtime.clock import FakeClock
-from app.runtime.scheduler import Scheduler
+from app.runtime.scheduler import COUNT_CAP, Scheduler
 from app.storage.db import Database
 from app.storage.models import Pipeline
 
@@ -116,6 +116,21 @@ async def test_downtime_default_policy_runs_once_for_the_latest_missed_time(db, 
     assert trigger.last_skipped_at == utc(2026, 5, 1, 9, 40)
     assert trigger.next_fire_at == utc(2026, 5, 1, 10)
     assert "6 missed fire time(s)" in caplog.text
+
+
+async def test_a_long_downtime_of_a_frequent_schedule_is_counted_up_to_a_cap(db, account_id, caplog):
+    source = HOURLY.replace('"0 * * * *"', '"* * * * *"').replace("name: hourly", "name: minutely")
+    clock = FakeClock(utc(2026, 5, 1, 0, 0, 30))
+    pipeline = await save(db, account_id, source, clock.now())
+    clock.set(utc(2026, 5, 3, 0, 0, 30))  # two days down: 2,880 fire times
+
+    with caplog.at_level(logging.WARNING, logger="mashpipe.scheduler"):
+        await scheduler_for(db, clock).tick()
+
+    assert await fired_at(db, account_id, "minutely") == ["2026-05-03T00:00:00Z"]  # on time, once
+    [trigger] = await triggers_of(db, pipeline.id)
+    assert trigger.skipped_fires == COUNT_CAP  # counted up to the cap...
+    assert f"{COUNT_CAP}+ missed fire time(s)" in caplog.text  # ...and said to be more
 
 
 async def test_downtime_policy_all_runs_each_missed_time_up_to_the_cap(db, account_id):
