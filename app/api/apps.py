@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.deps import StateDep, bearer_scheme, get_account
+from app.api.deps import StateDep, bearer_scheme, get_account, get_state
 from app.errors import NotFound
 from app.runtime.endpoints import NOT_PUBLISHED, EndpointService, Published, Served, etag_matches
 from app.runtime.state import State
@@ -26,7 +26,6 @@ AccountName = Annotated[
     str, Path(description="The name of the account publishing the pipeline", max_length=100)
 ]
 PipelineName = Annotated[str, Path(description="The pipeline's name", max_length=100)]
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
 async def get_endpoints(state: StateDep) -> EndpointService:
@@ -90,23 +89,21 @@ def _cache_control(published: Published, served: Served) -> str:
     summary="Call a published pipeline",
     response_class=Response,
     responses={200: _OK, 304: {"description": "Not modified (`If-None-Match` matched the ETag)"}, **_ERRORS},
+    openapi_extra={"security": [{"ApiKey": []}]},  # only for `public: false` endpoints (read by hand below)
 )
-async def serve_app(
-    account: AccountName,
-    name: PipelineName,
-    request: Request,
-    state: StateDep,
-    endpoints: EndpointsDep,
-    credentials: Credentials,
-) -> Response:
+async def serve_app(account: AccountName, name: PipelineName, request: Request) -> Response:
     """Run the pipeline with the query string as its inputs (or serve the cached answer) and answer with
     its `outputs` as JSON, RSS 2.0 or CSV. No API key needed unless the endpoint says `public: false`."""
+    # The hot path of a published mashup: no dependencies to solve, the state is read directly.
+    state = await get_state(request)
+    endpoints = state.endpoints
     published = await endpoints.find(account, name)
     if not published.endpoint.public:
-        await _authorize(state, credentials, published)
+        await _authorize(state, await bearer_scheme(request), published)
     query = request.query_params.multi_items()
     inputs = endpoints.inputs(published, query)
-    served = await endpoints.serve(published, inputs, query=dict(query), link=str(request.url))
+    link = str(request.url) if published.endpoint.format == "rss" else ""  # only RSS names its URL
+    served = await endpoints.serve(published, inputs, query=dict(query), link=link)
     rendered = served.rendered
     headers = {
         "ETag": rendered.etag,
