@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from app.api.deps import RunServiceDep, SettingsDep, StateDep
+from app.api.deps import get_state
 from app.api.responses import DESCRIPTIONS
 from app.errors import PayloadTooLarge
 from app.runtime.endpoints import run_failed
 from app.runtime.service import RunService
-from app.runtime.webhooks import Delivery, DeliveryOutcome, WebhookService
+from app.runtime.webhooks import Delivery, DeliveryOutcome
 from app.schemas.base import ErrorResponse
 from app.schemas.hooks import HookAccepted, HookResult
 from app.storage.models_hooks import HOOK_ID_LENGTH
@@ -30,12 +30,6 @@ HookId = Annotated[
     str, Path(description="The hook's id, from the pipeline's `hooks`", max_length=HOOK_ID_LENGTH)
 ]
 
-
-async def get_webhooks(state: StateDep) -> WebhookService:
-    return state.hooks
-
-
-WebhooksDep = Annotated[WebhookService, Depends(get_webhooks)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": description}
@@ -113,15 +107,14 @@ async def _waited(runs: RunService, outcome: DeliveryOutcome, max_seconds: float
 async def deliver(
     hook_id: HookId,
     request: Request,
-    hooks: WebhooksDep,
-    runs: RunServiceDep,
-    settings: SettingsDep,
     wait: Annotated[bool, Query(description="Answer when the run is finished, with its outputs")] = False,
 ) -> Response:
     """Start a run with `trigger.body`, `trigger.headers` (lower-case names, without Authorization and
     Cookie) and `trigger.query`. A `verify` block of the trigger checks the signature over the raw
     body (401 otherwise, nothing started); a repeated `dedupe_header` value starts nothing and answers
     200 with the first run's id."""
+    state = await get_state(request)  # a hot path: no dependencies to solve
+    settings = state.settings
     raw = await read_body(request, settings.webhook_max_body_bytes)
     delivery = Delivery(
         raw=raw,
@@ -130,9 +123,9 @@ async def deliver(
         ],
         query=request.query_params.multi_items(),
     )
-    outcome = await hooks.deliver(hook_id, delivery)
+    outcome = await state.hooks.deliver(hook_id, delivery)
     if wait:
-        return await _waited(runs, outcome, settings.run_wait_max_seconds)
+        return await _waited(state.runs, outcome, settings.run_wait_max_seconds)
     code = status.HTTP_200_OK if outcome.duplicate else status.HTTP_202_ACCEPTED
     body: dict[str, Any] = {"run_id": outcome.run_id, "duplicate": outcome.duplicate}
     return _json(code, body)
