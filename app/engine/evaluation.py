@@ -128,6 +128,7 @@ class Evaluator:
         # Consulted before the registered variables; None falls through to them (item: None).
         context.set_variable_resolver(current.get)
         expression = self.expression
+        loops = expression.loops is not None  # list macros: the evaluation limit applies per item
         if "item" not in self.roots:
 
             def by_index(item: Any, index: int) -> Any:
@@ -141,6 +142,8 @@ class Evaluator:
             def whole(item: Any, index: int) -> Any:
                 current["item"] = item
                 current["index"] = index
+                if loops:
+                    expression.check_item(scope, item)
                 return expression.evaluate(scope)
 
             return whole
@@ -150,6 +153,8 @@ class Evaluator:
         def projected(item: Any, index: int) -> Any:
             current["item"] = cut(item)
             current["index"] = index
+            if loops:
+                expression.check_item(scope, current["item"])
             return expression.evaluate(scope)
 
         return projected

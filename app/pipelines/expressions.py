@@ -28,6 +28,7 @@ import cel
 from app.errors import ExpressionError
 from app.pipelines.cel_lexer import UnclosedTemplate, split_template
 from app.pipelines.cel_rewrite import rewrite_defaults
+from app.pipelines.loop_budget import DataSizes, check_budget, loop_shape, measure, read_values
 from app.pipelines.references import find_references
 
 MAX_EXPRESSION_LENGTH = 4096
@@ -116,11 +117,12 @@ def _refs(root: str, source: str) -> set[str]:
 class Scope:
     """The variables an expression sees. Build one per run (or per step) and reuse it."""
 
-    __slots__ = ("_context", "variables")
+    __slots__ = ("_context", "longest", "variables")
 
     def __init__(self, variables: Mapping[str, Any]) -> None:
         self.variables = dict(variables)
         self._context: cel.Context | None = None
+        self.longest: dict[str, DataSizes] = {}  # list sizes per variable read by macros (loop_budget)
 
     def context(self) -> cel.Context:
         if self._context is None:
@@ -137,7 +139,7 @@ class Scope:
 class Expression:
     """A compiled bare CEL expression."""
 
-    __slots__ = ("_checked", "_program", "source")
+    __slots__ = ("_checked", "_program", "_reads", "loops", "source")
 
     def __init__(self, source: str) -> None:
         """Compile ``source``; a :class:`ExpressionSyntaxError` offset is into ``source`` as given."""
@@ -166,14 +168,39 @@ class Expression:
         rewritten = rewrite_defaults(source)
         if rewritten != source:
             self._program = cel.compile(rewritten)
+        self.loops = loop_shape(source)  # list macros: their evaluation is budgeted (loop_budget)
+        self._reads: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+        if self.loops is not None:  # the variables and steps to measure before each evaluation
+            self._reads = (tuple(sorted(self.roots())), tuple(sorted(self.step_refs())))
 
     def evaluate(self, scope: Scope) -> Any:
+        if self.loops is not None:
+            self._check_loops(scope)
         try:
             return self._program.execute(scope.context())
         except KeyError as exc:
             raise ExpressionError(f"`{self.source}`: no such key {exc}") from None
         except Exception as exc:  # the CEL runtime raises several types; all are expression errors
             raise ExpressionError(f"`{self.source}`: {_clean_cel_error(str(exc))}") from None
+
+    def _check_loops(self, scope: Scope, item: Any = None) -> None:
+        """Refuse to evaluate when the variables read are too large for the macros (see loop_budget).
+
+        ``item``: the current element when the caller gives it apart from the scope (a resolver)."""
+        assert self.loops is not None
+        total = measure(item)
+        for name, value in read_values(*self._reads, scope.variables):
+            sizes = scope.longest.get(name)
+            if sizes is None:
+                sizes = scope.longest[name] = measure(value)
+            total = total.merge(sizes)
+        check_budget(self.source, self.loops, total)
+
+    def check_item(self, scope: Scope, item: Any) -> None:
+        """The evaluation limit for an ``item`` given through a variable resolver (the engine's per-item
+        evaluation); nothing to do for an expression without list macros."""
+        if self.loops is not None:
+            self._check_loops(scope, item)
 
     def evaluate_with(self, scope: Scope, **extra: Any) -> Any:
         ctx = scope.context()
