@@ -27,7 +27,6 @@ move with the machine's load) always.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import json
 import statistics
@@ -38,7 +37,7 @@ from pathlib import Path
 
 from bench import endpoint_calls, endpoint_profile
 from bench.endpoint_baseline import ROUTES
-from bench.endpoint_load import LoadResult, default_tool, run_load
+from bench.endpoint_load import LoadResult, Tool, default_tool, run_load
 from bench.endpoint_mashpipe import APPS_ROUTE, MashpipeServer, start_mashpipe
 from bench.endpoint_nodered import ROUTE as NODE_RED_ROUTE
 from bench.endpoint_nodered import ensure_node_red, start_node_red
@@ -64,6 +63,16 @@ TARGET_VS_AIOHTTP = 0.9
 TARGET_CACHED_VS_NODE_RED = 5.0
 MAX_ERROR_SHARE = 0.01
 MB = 1024 * 1024
+SHORT = {  # the secondary variants, in the ratio lines
+    "mashpipe-aiohttp": "Mashpipe, aiohttp transport",
+    "mashpipe-httpx": "Mashpipe, httpx transport",
+    "whatif-norecord-httpx": "what-if no run record (httpx)",
+    "whatif-norecord-aiohttp": "what-if no run record (aiohttp)",
+    "whatif-hot-cache": "what-if hot cache",
+    "aiohttp-stdjson": "FastAPI default JSON",
+    "httpx": "FastAPI + httpx",
+    "httpx-aiohttp": "FastAPI + httpx-aiohttp",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +169,7 @@ def run_sync(config: BenchConfig) -> BenchResult:
         counted = asyncio.run(endpoint_calls.measure(upstream_url, requests=10 if config.quick else 50))
     report(result, variants, by_variant, rss, peak, sizes, cached_upstream_calls)
     for scenario in counted:
-        result.lines.append(Line(f"function calls per request: {scenario.name}", scenario.total, "count"))
+        result.lines.append(Line(f"calls/req: {scenario.name}", scenario.total, "count"))
     result.notes.append(endpoint_calls.render(counted))
     return result
 
@@ -320,25 +329,16 @@ def upstream_count(upstream: Service) -> int:
     return served
 
 
-def profile_under_load(service: Service, url: str, work: Path, tool: str) -> str:
+def profile_under_load(service: Service, url: str, work: Path, tool: Tool) -> str:
     """Sample the server with py-spy while it is under load at the highest concurrency."""
     seconds = 4.0
-    try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            load = pool.submit(
-                run_load,
-                url,
-                connections=max(CONNECTIONS),
-                duration=seconds + 2,
-                max_requests=10**9,
-                tool=tool,  # type: ignore[arg-type]
-            )
-            raw = endpoint_profile.record(service.pid, seconds, work / "profile.txt")
-            load.result()
-    except Exception as exc:  # a profile is a bonus: say why there is none
-        return f"no py-spy profile: {exc}"
+
+    def load() -> LoadResult:
+        connections = max(CONNECTIONS)
+        return run_load(url, connections=connections, duration=seconds + 2, max_requests=10**9, tool=tool)
+
     title = f"{service.name} at {max(CONNECTIONS)} connections, cache off"
-    return endpoint_profile.render(endpoint_profile.summarize(raw), title)
+    return endpoint_profile.profile_while(service.pid, work / "profile.txt", load, title, seconds)
 
 
 def report(
@@ -391,16 +391,13 @@ def report(
         for variant in variants:
             if variant.key in ("mashpipe", "mashpipe-cached", "aiohttp", "node-red"):
                 continue
+            short = SHORT.get(variant.key, variant.key)
             result.lines.append(
-                Line(
-                    f"c={connections} {variant.label} / hand-written aiohttp",
-                    ratio(variant.key, "aiohttp"),
-                    "x",
-                )
+                Line(f"c={connections} {short} / hand-written aiohttp", ratio(variant.key, "aiohttp"), "x")
             )
             if variant.key == "whatif-hot-cache" and "node-red" in keys:
                 result.lines.append(
-                    Line(f"c={connections} {variant.label} / Node-RED", ratio(variant.key, "node-red"), "x")
+                    Line(f"c={connections} {short} / Node-RED", ratio(variant.key, "node-red"), "x")
                 )
         result.lines.append(
             Line(f"c={connections} Mashpipe cache on / cache off", ratio("mashpipe-cached", "mashpipe"), "x")

@@ -1,19 +1,24 @@
 """Where a server's time goes under load: a py-spy sampling profile, summarised as text.
 
-``py-spy record --pid PID --format raw --threads`` samples every thread's Python stack (native
-code shows as the Python frame that called it) without touching the server; the raw output is one
-line per distinct stack, ``thread;frame;...;frame COUNT``. :func:`summarize` turns it into the
+``py-spy record --pid PID --format raw --threads --gil`` samples the Python stack of the thread
+holding the GIL (native code shows as the Python frame that called it) without touching the
+server; the raw output is one line per distinct stack, ``thread;frame;...;frame COUNT``. (Without
+``--gil``, py-spy counts aiosqlite's worker threads waiting for work or for the GIL as busy: they
+showed as 60% of the samples while ``/proc`` gave them under 2% of the process's CPU time; see
+:func:`thread_cpu` for that split.) :func:`summarize` turns it into the
 share of samples per area of the code base (by the innermost frame: its "own time"), the share
 of samples inside a few marked functions (inclusive), and the top frames by own time.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +101,7 @@ def record(pid: int, seconds: float, output: Path, rate: int = 250) -> str:
         "--format",
         "raw",
         "--threads",
+        "--gil",
         "--nonblocking",
         "-o",
         str(output),
@@ -106,6 +112,29 @@ def record(pid: int, seconds: float, output: Path, rate: int = 250) -> str:
             f"py-spy failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}"
         )
     return output.read_text(encoding="utf-8", errors="replace")
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the main thread of ``pid`` and by its other threads
+    (summed by thread name), from ``/proc``; {} elsewhere."""
+    import os
+
+    totals: dict[str, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return totals
+    ticks = os.sysconf("SC_CLK_TCK")
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text(encoding="ascii")
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text(encoding="ascii").strip()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        label = "main thread (event loop)" if tid == str(pid) else f"other threads ({name}: aiosqlite...)"
+        totals[label] = totals.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
 
 
 def _area(file: str) -> str:
@@ -161,7 +190,7 @@ def summarize(raw: str, top: int = 15) -> Profile:
 
 def render(profile: Profile, title: str) -> str:
     """The profile as the text block of the report."""
-    lines = [f"py-spy profile of {title}: {profile.samples} samples (on CPU; all threads)"]
+    lines = [f"py-spy profile of {title}: {profile.samples} samples (thread holding the GIL)"]
     lines.append("  threads:")
     lines += [f"    {share:6.1%}  {thread}" for thread, share in profile.threads[:6]]
     lines.append("  own time by area:")
@@ -171,3 +200,24 @@ def render(profile: Profile, title: str) -> str:
     lines.append("  top frames by own time:")
     lines += [f"    {share:6.1%}  {frame}" for frame, share in profile.top_frames]
     return "\n".join(lines)
+
+
+def profile_while(
+    pid: int, output: Path, load: Callable[[], object], title: str, seconds: float = 4.0
+) -> str:
+    """Run ``load`` (a blocking call lasting a little longer than ``seconds``) in a thread while
+    py-spy samples ``pid``; the rendered profile plus the CPU split by thread, or why there is none."""
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            running = pool.submit(load)
+            before = thread_cpu(pid)
+            raw = record(pid, seconds, output)
+            after = thread_cpu(pid)
+            running.result()
+    except Exception as exc:  # a profile is a bonus: say why there is none
+        return f"no py-spy profile: {exc}"
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    total = sum(used.values()) or 1.0
+    ranked = sorted(used.items(), key=lambda item: -item[1])
+    split = ", ".join(f"{name} {cpu / total:.0%}" for name, cpu in ranked if cpu > 0)
+    return f"{render(summarize(raw), title)}\n  CPU time by thread (/proc): {split}"

@@ -21,7 +21,6 @@ unique ``X-Delivery`` header.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import json
 import sqlite3
@@ -395,23 +394,21 @@ def profile_deliveries(server: MashpipeServer, work: Path) -> str:
     """A py-spy profile of the server while it takes deliveries."""
     try:
         url = save_hook(server, "bench-hook-profile")
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            load = pool.submit(
-                run_ours,
-                url,
-                connections=CONCURRENCY,
-                duration=6.0,
-                max_requests=10**9,
-                method="POST",
-                body=BODY,
-                content_type="application/json",
-                unique_header=DEDUPE_HEADER,
-                unique_prefix="profile",
-            )
-            raw = endpoint_profile.record(server.service.pid, 4.0, work / "webhook-profile.txt")
-            load.result()
-    except Exception as exc:  # a profile is a bonus: say why there is none
+    except Exception as exc:
         return f"no py-spy profile: {exc}"
-    return endpoint_profile.render(
-        endpoint_profile.summarize(raw), f"the server taking deliveries at c={CONCURRENCY}"
-    )
+
+    def load() -> LoadResult:
+        return run_ours(
+            url,
+            connections=CONCURRENCY,
+            duration=6.0,
+            max_requests=10**9,
+            method="POST",
+            body=BODY,
+            content_type="application/json",
+            unique_header=DEDUPE_HEADER,
+            unique_prefix="profile",
+        )
+
+    title = f"the server taking deliveries at c={CONCURRENCY}"
+    return endpoint_profile.profile_while(server.service.pid, work / "webhook-profile.txt", load, title)
