@@ -154,6 +154,7 @@ class Poller:
         """Poll what is due, sleep until the next poll, again; forever or until the clock reaches
         ``until``."""
         while True:
+            self._wake.clear()  # a wake() from now on cuts the coming sleep short
             now = self.clock.now()
             delay = ERROR_PAUSE
             try:
@@ -166,7 +167,6 @@ class Poller:
                 if left <= 0:
                     return
                 delay = min(delay, left)
-            self._wake.clear()
             await self.clock.sleep(delay, self._wake)
 
     async def _delay(self, now: datetime) -> float:

@@ -129,10 +129,11 @@ class Scheduler:
         """Fire what is due, sleep until the next fire time, again; forever, or until the clock
         reaches ``until`` (time-travel tests run the real loop on a :class:`FakeClock`)."""
         while True:
+            self._wake.clear()  # a wake() from now on cuts the coming sleep short
             now = self.clock.now()
             try:
                 done = await self.tick(now)
-                delay = await self._delay(now)
+                delay = await self._delay(self.clock.now())
                 if done.errors:
                     delay = max(delay, ERROR_PAUSE)
             except Exception:
@@ -143,7 +144,6 @@ class Scheduler:
                 if left <= 0:
                     return
                 delay = min(delay, left)
-            self._wake.clear()
             await self.clock.sleep(delay, self._wake)
 
     async def _delay(self, now: datetime) -> float:

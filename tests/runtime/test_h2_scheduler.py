@@ -9,9 +9,10 @@ from datetime import timedelta
 from sqlalchemy import delete
 
 from app.runtime.clock import FakeClock
-from app.runtime.scheduler import COUNT_CAP, Scheduler
+from app.runtime.scheduler import COUNT_CAP, Scheduler, SchedulerPass
 from app.storage.db import Database
 from app.storage.models import Pipeline
+from app.storage.repositories.triggers import TriggerRepo
 
 from .h2_support import fired_at, queued_runs, runs_of, save, settings, triggers_of, utc
 
@@ -198,7 +199,33 @@ async def test_two_schedulers_racing_on_one_database_start_one_run_per_fire_time
     fired = await fired_at(db, account_id, "hourly")
     assert len(fired) == 24
     assert len(set(fired)) == 24
-    assert lost == 24  # each fire time was also tried by the other scheduler, and refused
+    assert lost <= 24  # a scheduler that listed the schedule as due after the other fired it tries nothing
+
+
+async def test_a_scheduler_that_lost_the_race_starts_nothing(db, account_id):
+    clock = FakeClock(utc(2026, 5, 1, 0, 0, 10))
+    source = HOURLY.replace('"0 * * * *"', '"*/5 * * * *"')
+    pipeline = await save(db, account_id, source, clock.now())
+    first, second = scheduler_for(db, clock), scheduler_for(db, clock)
+    clock.set(utc(2026, 5, 1, 0, 10, 1))
+    async with db.session() as session:
+        [(stale, name)] = await TriggerRepo(session).due_schedules(clock.now())  # both see it due...
+    result = await first.tick()  # ...the first fires 00:10 (00:05 was missed: skipped, per policy)
+    assert (len(result.started), result.skipped) == (1, 1)
+
+    # the second, from its old listing, fires 00:10 too: the (trigger, fire time) key refuses it
+    done = SchedulerPass()
+    await second._handle(stale, name, clock.now(), done)
+    assert (done.started, done.lost) == ([], 1)
+
+    # a second whose clock lags would fire 00:05, which no run has: the forward-only progress refuses it
+    done = SchedulerPass()
+    await second._handle(stale, name, utc(2026, 5, 1, 0, 5, 30), done)
+    assert (done.started, done.lost) == ([], 1)
+
+    assert await fired_at(db, account_id, "hourly") == ["2026-05-01T00:10:00Z"]
+    [trigger] = await triggers_of(db, pipeline.id)
+    assert (trigger.fires, trigger.skipped_fires, trigger.fired_through) == (1, 1, utc(2026, 5, 1, 0, 10))
 
 
 async def test_a_new_revision_keeps_the_schedule_state(db, account_id):
