@@ -262,6 +262,24 @@ class ConnectorHTTP:
         target = self.resolve_url(url)
         if params:  # merged with the URL's own query (httpx would replace it)
             target = target.copy_merge_params(params)
+        client = self.client
+        if isinstance(client, OutboundClient) and not client.params:
+            # What client.build_request does for an absolute URL, a client without cookies or
+            # default params, and no per-request cookies: default headers merged, timeout set.
+            merged_headers = client.headers.copy()
+            if merged:
+                merged_headers.update(merged)
+            chosen = client.timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
+            return httpx.Request(
+                method.upper(),
+                target,
+                headers=merged_headers,
+                json=json,
+                content=content,
+                data=data,
+                files=files,
+                extensions={"timeout": chosen.as_dict()},
+            )
         return self.client.build_request(
             method.upper(),
             target,
