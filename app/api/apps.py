@@ -32,6 +32,13 @@ async def get_endpoints(state: StateDep) -> EndpointService:
     return state.endpoints
 
 
+def public_base_url(request: Request) -> str:
+    """The server's external base URL: ``MASHPIPE_PUBLIC_URL`` when set, else the request's."""
+    state = getattr(request.app.state, "mashpipe", None)
+    configured = state.settings.public_url if isinstance(state, State) else None
+    return (configured or str(request.base_url)).strip().rstrip("/")
+
+
 def forget_published(request: Request, account_name: str, pipeline_name: str, pipeline_id: str) -> None:
     """After a pipeline is saved or deleted: its endpoint and hooks look it up again at once."""
     state = getattr(request.app.state, "mashpipe", None)
@@ -102,7 +109,13 @@ async def serve_app(account: AccountName, name: PipelineName, request: Request) 
         await _authorize(state, await bearer_scheme(request), published)
     query = request.query_params.multi_items()
     inputs = endpoints.inputs(published, query)
-    link = str(request.url) if published.endpoint.format == "rss" else ""  # only RSS names its URL
+    link = ""
+    if published.endpoint.format == "rss":  # only RSS names its own URL (the channel's link)
+        link = (
+            public_base_url(request)
+            + request.url.path
+            + (f"?{request.url.query}" if request.url.query else "")
+        )
     served = await endpoints.serve(published, inputs, query=dict(query), link=link)
     rendered = served.rendered
     headers = {

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from app.api.apps import forget_published
+from app.api.apps import forget_published, public_base_url
 from app.api.body import PIPELINE_BODY, read_pipeline_source
 from app.api.deps import AccountDep, RegistryDep, RunServiceDep, SessionDep, SettingsDep
 from app.api.responses import errors
@@ -68,7 +68,7 @@ async def create(
     await session.commit()
     wake_trigger_loops(request)
     forget_published(request, account.name, saved.pipeline.name, saved.pipeline.id)
-    read = pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, str(request.base_url)))
+    read = pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, public_base_url(request)))
     return read.model_copy(update=await trigger_reads(session, saved.pipeline.id))
 
 
@@ -104,7 +104,7 @@ async def get(name: PipelineName, request: Request, account: AccountDep, session
     """The pipeline at its latest revision: source, inputs, triggers, outputs, steps, hook URLs, each
     schedule's next fire times and each poll's state (last poll, errors)."""
     pipeline = await get_pipeline(session, account.id, name)
-    hooks = hook_reads(await pipeline_hooks(session, pipeline.id), str(request.base_url))
+    hooks = hook_reads(await pipeline_hooks(session, pipeline.id), public_base_url(request))
     read = pipeline_read(pipeline, await PipelineRepo(session).latest_revision(pipeline), hooks)
     return read.model_copy(update=await trigger_reads(session, pipeline.id))
 
@@ -138,7 +138,7 @@ async def put(
     forget_published(request, account.name, name, saved.pipeline.id)
     if saved.created:
         response.status_code = status.HTTP_201_CREATED
-    read = pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, str(request.base_url)))
+    read = pipeline_read(saved.pipeline, saved.revision, hook_reads(hooks, public_base_url(request)))
     return read.model_copy(update=await trigger_reads(session, saved.pipeline.id))
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from app.runtime.pipelines import check_source, put_pipeline
 from app.runtime.webhooks import StorageBusy, submit_retrying_busy
 
-from .helpers import save
+from .helpers import client_for, save
 
 PUBLISHED = """\
 version: 1
@@ -103,3 +103,20 @@ async def test_a_locked_database_is_retried_then_503(monkeypatch: pytest.MonkeyP
 
     with pytest.raises(OperationalError):
         await submit_retrying_busy(OtherError(0), pipeline_name="p")  # type: ignore[arg-type]
+
+
+async def test_hook_and_feed_urls_use_the_public_url(make_settings, app_runner, api_key):
+    settings = make_settings(public_url="https://mashpipe.example.com/")
+    feed = (
+        source("one")
+        .replace("format: json", "format: rss")
+        .replace('with: {value: "one"}', 'with: {value: [{title: "a", url: "https://a.example"}]}')
+    )
+    async with app_runner(settings) as (app, _), client_for(app, api_key) as api:
+        saved = await save(api, feed)
+        [hook] = saved["hooks"]
+        assert hook["url"] == f"https://mashpipe.example.com/v1/hooks/{hook['id']}"
+        response = await api.get("/v1/apps/default/pub?x=1")
+        assert response.status_code == 422  # no input x: the link is only made for valid calls
+        response = await api.get("/v1/apps/default/pub")
+        assert b"<link>https://mashpipe.example.com/v1/apps/default/pub</link>" in response.content
