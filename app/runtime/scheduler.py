@@ -247,7 +247,7 @@ class Scheduler:
         for index, fire in enumerate(plan.run):
             last = index == len(plan.run) - 1
             through = plan.through if last else fire
-            run = await self._fire(
+            await self._fire(
                 row,
                 pipeline_name,
                 schedule,
@@ -258,8 +258,9 @@ class Scheduler:
                 skipped=skipped,
                 done=done,
             )
-            if run is not None:
-                skipped = 0  # counted once, with the first fire that was recorded
+            # the skipped fire times are counted once: with this fire (run or failed), or by the
+            # process that won it
+            skipped = 0
 
     async def _fire(
         self,
