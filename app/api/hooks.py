@@ -76,7 +76,7 @@ def _json(status_code: int, content: dict[str, Any]) -> Response:
 
 
 async def _waited(runs: RunService, outcome: DeliveryOutcome, max_seconds: float) -> Response:
-    finished = await runs.wait_outcome(outcome.run_id, max_seconds)
+    finished = await runs.wait_outcome(outcome.run_id, max_seconds, started_here=not outcome.duplicate)
     if finished is None:
         return _json(status.HTTP_202_ACCEPTED, {"run_id": outcome.run_id, "duplicate": outcome.duplicate})
     if finished.status != "succeeded":

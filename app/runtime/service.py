@@ -421,13 +421,20 @@ class RunService:
                 if pending is not None and not pending.is_set():
                     del self._done[run_id]
 
-    async def wait_outcome(self, run_id: str, timeout: float) -> RunOutcome | None:  # noqa: ASYNC109
+    async def wait_outcome(
+        self,
+        run_id: str,
+        timeout: float,  # noqa: ASYNC109 - a cap, not a scope
+        *,
+        started_here: bool = True,
+    ) -> RunOutcome | None:
         """Wait until the run is finished and give its final state, or None when it is not finished after
         ``timeout`` seconds (or does not exist).
 
         A run finished by this process is given from memory, without reading the database (the published
         endpoints and ``?wait=true`` webhooks wait for every run they start); otherwise the run is read
         once it is finished, checking at least every ``POLL_INTERVAL`` (it may run in another process).
+        ``started_here=False`` (a run submitted earlier, maybe finished long ago) reads it first.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
@@ -439,7 +446,7 @@ class RunService:
                 if outcome is not None:
                     return outcome
                 remaining = deadline - loop.time()
-                if remaining > 0:
+                if remaining > 0 and started_here:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(event.wait(), min(remaining, POLL_INTERVAL))
                     outcome = self._outcomes.get(run_id)
@@ -453,6 +460,7 @@ class RunService:
                     return RunOutcome(run.status, run.outputs, run.error)
                 if deadline - loop.time() <= 0:
                     return None
+                started_here = True
         finally:
             self._waiters[run_id] -= 1
             if not self._waiters[run_id]:
