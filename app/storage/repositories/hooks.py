@@ -5,8 +5,10 @@ from __future__ import annotations
 import builtins
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import Conflict
 from app.storage.base import utcnow
 from app.storage.models import Account, Pipeline
 from app.storage.models_hooks import HOOK_ID_LENGTH, Hook, WebhookDelivery, new_hook_id
@@ -45,7 +47,12 @@ class HookRepo:
         stale = [hook.id for ordinal, hook in existing.items() if ordinal >= count and hook.enabled]
         if stale:
             await self.session.execute(update(Hook).where(Hook.id.in_(stale)).values(enabled=False))
-        await self.session.flush()
+        try:
+            await self.session.flush()
+        except IntegrityError:  # another save of the same pipeline created the hook meanwhile
+            raise Conflict(
+                f"pipeline {pipeline.name!r} was saved concurrently; retry", details={"name": pipeline.name}
+            ) from None
         return enabled
 
     async def _all(self, pipeline_id: str) -> builtins.list[Hook]:
