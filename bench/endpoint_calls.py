@@ -33,6 +33,7 @@ from bench.endpoint_workload import PIPELINE, PIPELINE_CACHED, app_path, pipelin
 
 KEY = "mp_bench_calls_0123456789abcdef"
 AREAS: tuple[tuple[str, str], ...] = (
+    ("sqlalchemy", "SQLAlchemy"),  # first: sqlalchemy/connectors/ is not a Mashpipe connector
     ("/app/engine/", "engine"),
     ("/app/pipelines/", "expressions, specs"),
     ("/app/runtime/", "runtime"),
@@ -43,7 +44,6 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("/connectors/", "connectors"),
     ("/bench/", "hand-written endpoint"),
     ("/app/", "other app code"),
-    ("sqlalchemy", "SQLAlchemy"),
     ("aiosqlite", "aiosqlite"),
     ("httpx_aiohttp", "httpx-aiohttp"),
     ("httpx", "httpx"),

@@ -24,6 +24,7 @@ from pathlib import Path
 
 # Areas, by a fragment of the frame's file path; the first that matches wins.
 AREAS: tuple[tuple[str, str], ...] = (
+    ("sqlalchemy/", "SQLAlchemy"),  # first: sqlalchemy/connectors/ is not a Mashpipe connector
     ("app/engine/", "engine (app.engine)"),
     ("app/pipelines/", "expressions and specs (app.pipelines)"),
     ("celpy", "CEL evaluation (cel library)"),
@@ -35,7 +36,6 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("app/security/", "egress guard (app.security)"),
     ("connectors/", "connectors"),
     ("app/", "other app code"),
-    ("sqlalchemy/", "SQLAlchemy"),
     ("aiosqlite/", "aiosqlite + sqlite3"),
     ("sqlite3/", "aiosqlite + sqlite3"),
     ("alembic/", "alembic"),
