@@ -16,7 +16,7 @@ Three pieces, all driven by one :class:`EgressPolicy`:
   checks every address and connects to a checked address: the connection is pinned to what was
   checked (no DNS rebinding between check and connect), while TLS still verifies the host name.
   :class:`PinnedHTTPTransport` is httpx's transport using it.
-* :class:`GuardedResolver` does the same for aiohttp (``httpx_aiohttp.AiohttpTransport``).
+* :class:`GuardedResolver` does the same for aiohttp (:mod:`app.security.aiohttp_transport`).
 """
 
 from __future__ import annotations
@@ -132,6 +132,23 @@ def parse_ip(text: str) -> IPAddress | None:
         return None
 
 
+_LEGACY_IPV4_CHARS = frozenset("0123456789abcdefxABCDEFX.")
+
+
+def legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The address a legacy IPv4 spelling denotes (``2130706433``, ``0x7f.1``, ``127.1``), else None.
+
+    Resolvers map such hosts onto an address (``inet_aton``), some HTTP stacks refuse them outright
+    (aiohttp): checked as the address they denote, they are refused the same way whatever the transport.
+    """
+    if not host or not _LEGACY_IPV4_CHARS.issuperset(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
 def _normalize_host(host: str) -> str:
     return host.strip().strip("[]").rstrip(".").lower()
 
@@ -244,7 +261,7 @@ class EgressPolicy:
         key = (host, port)
         if key in self._url_passes:
             return
-        literal = parse_ip(host)
+        literal = parse_ip(host) or legacy_ipv4(host)
         if literal is not None:
             self.check_address(literal, host=host, port=port)
         if len(self._url_passes) >= URL_VERDICTS_KEPT:
@@ -473,26 +490,13 @@ def aiohttp_resolver(policy: EgressPolicy) -> Any:
 def aiohttp_transport(
     policy: EgressPolicy, *, limits: httpx.Limits | None = None, verify: ssl.SSLContext | bool = True
 ) -> httpx.AsyncBaseTransport:
-    """``httpx_aiohttp.AiohttpTransport`` on a session with a guarded, pinning resolver and no cookies."""
-    import aiohttp
-    from httpx_aiohttp import AiohttpTransport
+    """An aiohttp-based transport whose connections go only to addresses ``policy`` checked (no cookies).
 
-    limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=50)
-    ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
+    See :mod:`app.security.aiohttp_transport`.
+    """
+    from app.security.aiohttp_transport import pinned_aiohttp_transport  # imports aiohttp: only when used
 
-    def session() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            resolver=aiohttp_resolver(policy),
-            ssl=ssl_context,
-            limit=limits.max_connections or 0,
-            keepalive_timeout=limits.keepalive_expiry,
-        )
-        jar = aiohttp.DummyCookieJar()
-        return aiohttp.ClientSession(connector=connector, cookie_jar=jar, trust_env=False)
-
-    transport = AiohttpTransport(client=session, limits=limits, trust_env=False)
-    transport.pins_egress = True  # type: ignore[attr-defined]
-    return transport
+    return pinned_aiohttp_transport(aiohttp_resolver(policy), limits=limits, verify=verify)
 
 
 __all__: Sequence[str] = (
