@@ -47,11 +47,13 @@ def settings_for_tests(**overrides: Any) -> Any:
     """Settings for tests: defaults, the environment ignored, plus ``overrides`` (``egress_allow=...``).
 
     SDK retries are off (``http_retries=0``) unless overridden, so a ``ConnectorCaller`` built on
-    these settings fails at once on a 503 instead of waiting.
+    these settings fails at once on a 503 instead of waiting. The outbound transport is httpx's own
+    (``http_transport="httpx"``), the one respx intercepts: the server's default (aiohttp) would send
+    mocked requests to the network. Pass ``http_transport="aiohttp"`` against real local servers.
     """
     from app.settings import Settings
 
-    return Settings.model_validate({"http_retries": 0, **overrides})
+    return Settings.model_validate({"http_retries": 0, "http_transport": "httpx", **overrides})
 
 
 def _operation(connector: Connector, name: str) -> Operation:

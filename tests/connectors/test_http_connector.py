@@ -21,6 +21,8 @@ from app.sdk.http import build_http_client
 from app.sdk.testing import check_connector, run_action, settings_for_tests
 from connectors.http import connector as http_connector
 
+TRANSPORTS = ["httpx", "aiohttp"]  # both outbound transports keep the egress guard: tested on each
+
 
 def test_standard_checks() -> None:
     assert check_connector(http_connector) == []
@@ -209,8 +211,9 @@ def call(uses: str, params: dict[str, Any]) -> OperationCall:
     )
 
 
-async def test_end_to_end_against_local_server(upstream: str) -> None:
-    settings = settings_for_tests(egress_allow="127.0.0.1/32")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_end_to_end_against_local_server(upstream: str, transport: str) -> None:
+    settings = settings_for_tests(http_transport=transport, egress_allow="127.0.0.1/32")
     async with build_http_client(settings) as client:
         caller = ConnectorCaller(Registry.load(settings_for_tests(connectors="http")), client, settings)
         assert await caller(call("http.get_json", {"url": f"{upstream}/items", "query": {"limit": 2}})) == [
@@ -236,8 +239,9 @@ async def test_end_to_end_against_local_server(upstream: str) -> None:
         assert "overloaded" in caught.value.message
 
 
-async def test_end_to_end_timeout_is_typed(upstream: str) -> None:
-    settings = settings_for_tests(egress_allow="127.0.0.1/32", http_timeout=0.2)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_end_to_end_timeout_is_typed(upstream: str, transport: str) -> None:
+    settings = settings_for_tests(http_transport=transport, egress_allow="127.0.0.1/32", http_timeout=0.2)
     async with build_http_client(settings) as client:
         caller = ConnectorCaller(Registry.from_connectors([http_connector]), client, settings)
         with pytest.raises(StepError) as caught:
@@ -246,8 +250,9 @@ async def test_end_to_end_timeout_is_typed(upstream: str) -> None:
     assert caught.value.retry_kind == "timeout"
 
 
-async def test_end_to_end_refused_without_allowlist(upstream: str) -> None:
-    settings = settings_for_tests()
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_end_to_end_refused_without_allowlist(upstream: str, transport: str) -> None:
+    settings = settings_for_tests(http_transport=transport)
     async with build_http_client(settings) as client:
         caller = ConnectorCaller(Registry.from_connectors([http_connector]), client, settings)
         with pytest.raises(EgressDenied, match=r"refusing to connect to 127\.0\.0\.1 \(loopback\)"):
@@ -257,13 +262,14 @@ async def test_end_to_end_refused_without_allowlist(upstream: str) -> None:
 async def test_end_to_end_through_aiohttp_transport(upstream: str) -> None:
     settings = settings_for_tests(egress_allow="127.0.0.1/32", http_transport="aiohttp")
     async with build_http_client(settings) as client:
-        assert type(client._transport.inner).__name__ == "AiohttpTransport"  # type: ignore[attr-defined]
+        assert type(client._transport.inner).__name__ == "PinnedAiohttpTransport"  # type: ignore[attr-defined]
         caller = ConnectorCaller(Registry.from_connectors([http_connector]), client, settings)
         out = await caller(call("http.get_json", {"url": f"{upstream}/items", "query": {"limit": 1}}))
     assert out == [{"id": 0, "name": "item 0"}]
 
 
-async def test_response_size_cap_end_to_end(local_server: Any) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_response_size_cap_end_to_end(local_server: Any, transport: str) -> None:
     async def huge(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
         await response.prepare(request)
@@ -275,7 +281,9 @@ async def test_response_size_cap_end_to_end(local_server: Any) -> None:
         return response
 
     base = await local_server({"GET /huge": huge})
-    settings = settings_for_tests(egress_allow="127.0.0.1/32", response_max_bytes=100_000)
+    settings = settings_for_tests(
+        http_transport=transport, egress_allow="127.0.0.1/32", response_max_bytes=100_000
+    )
     async with build_http_client(settings) as client:
         caller = ConnectorCaller(Registry.from_connectors([http_connector]), client, settings)
         with pytest.raises(InvalidResponse, match="response body exceeds 100000 bytes"):

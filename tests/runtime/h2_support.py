@@ -29,8 +29,8 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
 
 
 def settings(**overrides: Any) -> Settings:
-    """Settings for tests: the environment ignored."""
-    return Settings.model_validate({"http_retries": 0, **overrides})
+    """Settings for tests: the environment ignored; httpx's transport (the one respx mocks)."""
+    return Settings.model_validate({"http_retries": 0, "http_transport": "httpx", **overrides})
 
 
 def queued_runs(db: Database, settings: Settings) -> RunService:

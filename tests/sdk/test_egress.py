@@ -20,6 +20,8 @@ from app.security.egress import (
     classify,
 )
 
+TRANSPORTS = ["httpx", "aiohttp"]  # both outbound transports keep the egress guard: tested on each
+
 REFUSED = [
     ("127.0.0.1", "loopback"),
     ("127.255.255.254", "loopback"),
@@ -210,7 +212,8 @@ async def test_guard_checks_every_redirect_hop_with_mock() -> None:
             await client.get("https://public.test/start")
 
 
-async def test_redirect_to_private_address_refused_real_server(local_server) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_redirect_to_private_address_refused_real_server(local_server, transport: str) -> None:
     """First hop allow-listed by host:port only; its redirect to another loopback port is refused."""
     target_hits: list[str] = []
 
@@ -226,21 +229,24 @@ async def test_redirect_to_private_address_refused_real_server(local_server) -> 
 
     start_base = await local_server({"GET /start": start})
     start_port = httpx.URL(start_base).port
-    settings = settings_for_tests(egress_allow=f"127.0.0.1:{start_port}")
+    settings = settings_for_tests(http_transport=transport, egress_allow=f"127.0.0.1:{start_port}")
     async with build_http_client(settings) as client:
         with pytest.raises(EgressDenied, match=r"refusing to connect to 127.0.0.1 \(loopback\)"):
             await client.get(f"http://127.0.0.1:{start_port}/start")
     assert target_hits == []
 
 
-async def test_pinning_connects_to_the_checked_address_and_keeps_the_host_header(local_server) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_pinning_connects_to_the_checked_address_and_keeps_the_host_header(
+    local_server, transport: str
+) -> None:
     async def echo(request: web.Request) -> web.Response:
         return web.json_response({"host": request.headers["Host"], "peer": request.remote})
 
     base = await local_server({"GET /echo": echo})
     port = httpx.URL(base).port
     resolver = _resolver({"service.test": ["127.0.0.1"]})
-    settings = settings_for_tests(egress_allow="127.0.0.1/32")
+    settings = settings_for_tests(http_transport=transport, egress_allow="127.0.0.1/32")
     async with build_http_client(settings, resolver=resolver) as client:
         for _ in range(3):
             response = await client.get(f"http://service.test:{port}/echo")
@@ -249,9 +255,10 @@ async def test_pinning_connects_to_the_checked_address_and_keeps_the_host_header
     assert resolver.calls == ["service.test"]  # type: ignore[attr-defined]
 
 
-async def test_pinning_refuses_a_name_resolving_to_a_private_address_at_connect() -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_pinning_refuses_a_name_resolving_to_a_private_address_at_connect(transport: str) -> None:
     resolver = _resolver({"rebind.test": ["127.0.0.1"]})
-    async with build_http_client(settings_for_tests(), resolver=resolver) as client:
+    async with build_http_client(settings_for_tests(http_transport=transport), resolver=resolver) as client:
         with pytest.raises(EgressDenied, match=r"rebind.test \(127.0.0.1, loopback\)"):
             await client.get("http://rebind.test:1/")
 

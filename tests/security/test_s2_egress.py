@@ -17,6 +17,9 @@ from app.sdk.http import ConnectorHTTP, build_http_client
 from app.sdk.testing import settings_for_tests
 from app.security.egress import EgressPolicy, aiohttp_transport
 
+TRANSPORTS = ["httpx", "aiohttp"]  # both outbound transports keep the egress guard: tested on each
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -94,7 +97,8 @@ async def test_dns_rebinding_connects_only_to_the_checked_address(serve, transpo
         ("http://127.0.0.2:{port}/target", r"127.0.0.2 \(loopback\)"),
     ],
 )
-async def test_every_redirect_hop_is_checked(serve, location: str, refusal: str) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_every_redirect_hop_is_checked(serve, location: str, refusal: str, transport: str) -> None:
     hits: list[str] = []
     target_port = await serve("127.0.0.1", {"GET /target": hits_recorder("target", hits)})
 
@@ -102,7 +106,7 @@ async def test_every_redirect_hop_is_checked(serve, location: str, refusal: str)
         raise web.HTTPFound(location.format(port=target_port))
 
     start_port = await serve("127.0.0.1", {"GET /start": start})
-    settings = settings_for_tests(egress_allow=f"127.0.0.1:{start_port}")
+    settings = settings_for_tests(http_transport=transport, egress_allow=f"127.0.0.1:{start_port}")
     async with build_http_client(settings) as client:
         http = ConnectorHTTP(client, base_url=f"http://127.0.0.1:{start_port}")
         with pytest.raises(EgressDenied, match=refusal):
@@ -120,24 +124,30 @@ async def test_every_redirect_hop_is_checked(serve, location: str, refusal: str)
         "http://0x7f.1:{port}/target",
     ],
 )
-async def test_other_spellings_of_a_refused_address_are_refused(serve, url: str) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_other_spellings_of_a_refused_address_are_refused(serve, url: str, transport: str) -> None:
     hits: list[str] = []
     port = await serve("127.0.0.1", {"GET /target": hits_recorder("target", hits)})
-    async with build_http_client(settings_for_tests(egress_allow="")) as client:
+    async with build_http_client(settings_for_tests(http_transport=transport, egress_allow="")) as client:
         with pytest.raises(EgressDenied, match="loopback"):
             await client.get(url.format(port=port))
     assert hits == []
 
 
-async def test_the_allow_list_opens_exactly_what_it_names(serve) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_the_allow_list_opens_exactly_what_it_names(serve, transport: str) -> None:
     hits: list[str] = []
     port = await serve("127.0.0.1", {"GET /target": hits_recorder("target", hits)})
     other = await serve("127.0.0.1", {"GET /target": hits_recorder("other", hits)})
-    async with build_http_client(settings_for_tests(egress_allow=f"127.0.0.1:{port}")) as client:
+    async with build_http_client(
+        settings_for_tests(http_transport=transport, egress_allow=f"127.0.0.1:{port}")
+    ) as client:
         assert (await client.get(f"http://127.0.0.1:{port}/target")).status_code == 200
         with pytest.raises(EgressDenied, match=r"127.0.0.1 \(loopback\)"):
             await client.get(f"http://127.0.0.1:{other}/target")
-    async with build_http_client(settings_for_tests(egress_allow="127.0.0.0/8")) as client:
+    async with build_http_client(
+        settings_for_tests(http_transport=transport, egress_allow="127.0.0.0/8")
+    ) as client:
         assert (await client.get(f"http://127.0.0.1:{other}/target")).status_code == 200
     assert hits == ["target", "other"]
 
