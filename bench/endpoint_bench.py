@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import statistics
 import tempfile
 import urllib.request
@@ -124,6 +125,11 @@ def run_sync(config: BenchConfig) -> BenchResult:
         contextlib.ExitStack() as stack,
     ):
         work = Path(folder)
+        if tool == "python" and shutil.which("wrk") is None:
+            result.notes.append(
+                "WRK NOT INSTALLED (apt-get install -y wrk): the load comes from our generator "
+                "(bench/endpoint_load.py), which takes more of the machine's CPU per request than wrk"
+            )
         servers, mashpipes, variants = start_everything(work, sizes, stack, result)
         check_answers(variants, result)
 
