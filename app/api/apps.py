@@ -90,6 +90,20 @@ def _cache_control(published: Published, served: Served) -> str:
     return f"{scope}, max-age={served.max_age}"
 
 
+def answer_headers(published: Published, served: Served) -> dict[str, str]:
+    """The headers of an answer (200 or 304): ETag, Cache-Control, the run, cache hit or miss."""
+    rendered = served.rendered
+    headers = {
+        "ETag": rendered.etag,
+        "Cache-Control": _cache_control(published, served),
+        "X-Mashpipe-Run": rendered.run_id,
+        "X-Cache": "hit" if served.hit else "miss",
+    }
+    if not published.endpoint.public:
+        headers["Vary"] = "Authorization"
+    return headers
+
+
 @router.get(
     "/apps/{account}/{name}",
     operation_id="getApp",
@@ -118,14 +132,7 @@ async def serve_app(account: AccountName, name: PipelineName, request: Request) 
         )
     served = await endpoints.serve(published, inputs, query=dict(query), link=link)
     rendered = served.rendered
-    headers = {
-        "ETag": rendered.etag,
-        "Cache-Control": _cache_control(published, served),
-        "X-Mashpipe-Run": rendered.run_id,
-        "X-Cache": "hit" if served.hit else "miss",
-    }
-    if not published.endpoint.public:
-        headers["Vary"] = "Authorization"
+    headers = answer_headers(published, served)
     if etag_matches(request.headers.get("if-none-match"), rendered.etag):
         return Response(status_code=304, headers=headers)
     return Response(rendered.body, media_type=rendered.media_type, headers=headers)

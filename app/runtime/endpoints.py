@@ -99,6 +99,15 @@ class Served:
     hit: bool
 
 
+def cache_key(published: Published, inputs: dict[str, Any], link: str) -> tuple[str, bytes, str]:
+    """The cache key of an answer: the revision, the coerced inputs, and the URL for RSS (it names it)."""
+    return (
+        revision_key(published.pipeline_id, published.revision),
+        orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
+        link if published.endpoint.format == "rss" else "",
+    )
+
+
 def etag_of(body: bytes) -> str:
     """A strong ETag of a body: a quoted 128-bit BLAKE2b hex digest."""
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
@@ -234,14 +243,18 @@ class EndpointService:
         ttl = published.ttl
         if ttl <= 0:
             return Served(await compute(), max_age=None, hit=False)
-        key = (
-            revision_key(published.pipeline_id, published.revision),
-            orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
-            link if published.endpoint.format == "rss" else "",
-        )
-        cached = await self.cache.get_or_compute(key, ttl, compute)
+        cached = await self.cache.get_or_compute(cache_key(published, inputs, link), ttl, compute)
         max_age = int(cached.remaining(self.cache.clock()))
         return Served(cached.value, max_age=max_age, hit=cached.hit)
+
+    def cached(self, published: Published, inputs: dict[str, Any], *, link: str = "") -> Served | None:
+        """The cached answer for these inputs when there is a fresh one (never starts a run)."""
+        if published.ttl <= 0:
+            return None
+        cached = self.cache.get(cache_key(published, inputs, link))
+        if cached is None:
+            return None
+        return Served(cached.value, max_age=int(cached.remaining(self.cache.clock())), hit=True)
 
     async def _run(
         self, published: Published, inputs: dict[str, Any], query: dict[str, str], link: str

@@ -387,3 +387,54 @@ async def test_without_cache_every_request_runs_and_revalidates_by_etag(api, ano
     assert again.headers["cache-control"] == "no-cache"
     assert counting.calls == 2
     assert await run_total(api) == 2
+
+
+# -- the fast path of cache hits ----------------------------------------------------------------------
+
+
+async def test_a_cache_hit_is_the_same_answer_as_the_miss(api, anon, upstream, app_state, monkeypatch):
+    _, base = upstream
+    endpoints = app_state[1].endpoints
+    routed: list[Any] = []
+    serve = endpoints.serve
+
+    async def counting_serve(*args: Any, **kwargs: Any) -> Any:
+        routed.append(args)
+        return await serve(*args, **kwargs)
+
+    monkeypatch.setattr(endpoints, "serve", counting_serve)
+    await publish(api, top_source(base, fmt="csv", cache="5m"))
+    miss = await anon.get("/v1/apps/default/top", params={"limit": "2"})
+    hit = await anon.get("/v1/apps/default/top", params={"limit": "2"})
+    assert len(routed) == 1  # the hit was answered before routing (app.api.apps_fast)
+    assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("miss", "hit")
+    assert hit.content == miss.content
+    for name in ("content-type", "content-length", "etag", "x-mashpipe-run"):
+        assert hit.headers[name] == miss.headers[name], name
+    assert hit.headers["cache-control"].startswith("public, max-age=")
+    bad = await anon.get("/v1/apps/default/top", params={"limit": "nope"})  # not served from the cache
+    assert bad.status_code == 422
+    assert error_of(bad)["details"][0]["input"] == "limit"
+
+
+async def test_a_cached_private_answer_is_never_served_without_a_key(api, anon, upstream, app_state):
+    counting, base = upstream
+    await publish(api, top_source(base, cache="5m", public=False))
+    assert (await api.get("/v1/apps/default/top")).status_code == 200
+    assert (await api.get("/v1/apps/default/top")).headers["x-cache"] == "hit"
+    assert (await anon.get("/v1/apps/default/top")).status_code == 401
+    app, state = app_state
+    _, other_key = await create_account(state.db, state.secret_key, "another")
+    async with client_for(app, other_key) as other:
+        assert (await other.get("/v1/apps/default/top")).status_code == 404
+    assert counting.calls == 1
+
+
+async def test_rss_hits_are_served_by_the_route_with_their_own_link(api, anon, upstream):
+    counting, base = upstream
+    await publish(api, top_source(base, fmt="rss", cache="5m"))
+    first = await anon.get("/v1/apps/default/top", params={"limit": "2"})
+    again = await anon.get("/v1/apps/default/top", params={"limit": "2"})
+    assert again.headers["x-cache"] == "hit"
+    assert again.content == first.content
+    assert counting.calls == 1
