@@ -128,6 +128,15 @@ async def open_state(
             for loop in (scheduler, poller):
                 await loop.start()
                 stack.push_async_callback(loop.stop)
+        hooks = WebhookService(
+            db,
+            runs,
+            plans,
+            secrets=StoreSecrets(db, secrets),
+            lookup_ttl=settings.published_lookup_ttl,
+            max_targets=settings.endpoint_cache_entries,
+        )
+        stack.push_async_callback(hooks.aclose)  # pending deliveries written before the queue stops
         yield State(
             settings=settings,
             db=db,
@@ -142,14 +151,7 @@ async def open_state(
             secrets=secrets,
             rate_limits=rate_limits,
             connections=connections,
-            hooks=WebhookService(
-                db,
-                runs,
-                plans,
-                secrets=StoreSecrets(db, secrets),
-                lookup_ttl=settings.published_lookup_ttl,
-                max_targets=settings.endpoint_cache_entries,
-            ),
+            hooks=hooks,
             endpoints=EndpointService(db, runs, plans, settings),
             scheduler=scheduler,
             poller=poller,

@@ -36,8 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import ExpressionError, MashpipeError, NotFound
 from app.pipelines.durations import parse_duration
 from app.pipelines.expressions import CompiledValue, Scope, compile_value, iter_expressions
+from app.pipelines.inputs import coerce_inputs
 from app.pipelines.spec import PipelineSpec, WebhookTrigger
+from app.runtime.delivery_batcher import BatcherClosed, DeliveryBatcher, NewDelivery
+from app.runtime.limits import limit_of
 from app.runtime.plans import PlanCache, revision_key
+from app.runtime.queue import QueueClosed
 from app.runtime.service import RunService
 from app.sdk.webhooks import WebhookSignatureInvalid, decode_body
 from app.security.webhook_signatures import Clock, check_hmac_sha256, check_standard_webhooks
@@ -211,8 +215,10 @@ class WebhookService:
         clock: Clock = time.time,
         lookup_ttl: float = 1.0,
         max_targets: int = 1024,
+        batcher: DeliveryBatcher | None = None,
     ) -> None:
         self._db = db
+        self.batcher = batcher or DeliveryBatcher(db)
         self._runs = runs
         self._plans = plans
         self._secrets = secrets
@@ -255,6 +261,10 @@ class WebhookService:
                 self._targets.popitem(last=False)
         return target
 
+    async def aclose(self) -> None:
+        """At shutdown: write the deliveries waiting for their batch (their callers get answers)."""
+        await self.batcher.close()
+
     def forget_pipeline(self, pipeline_id: str) -> None:
         """Forget the remembered hooks of a pipeline (it was saved or deleted)."""
         for hook_id in [
@@ -290,6 +300,46 @@ class WebhookService:
         return self._plans.spec(key, revision.spec)
 
     async def _submit(self, target: HookTarget, payload: dict[str, Any], key: str | None) -> DeliveryOutcome:
+        """Record the run with the deliveries arriving together (group commit, :mod:`app.runtime.
+        delivery_batcher`), then queue it. A pipeline with a ``skip``/``fail`` concurrency limit (checked
+        when the run is recorded), a spec not in the plan cache, or a batch that failed on something else
+        than a locked database: the run is recorded alone (:meth:`_submit_alone`)."""
+        spec = self._plans.cached_spec(revision_key(target.pipeline_id, target.revision))
+        limit = limit_of(spec) if spec is not None else None
+        if spec is None or (limit is not None and limit.on_conflict != "queue"):
+            return await self._submit_alone(target, payload, key)
+        inputs = coerce_inputs(spec, {})
+        delivery = NewDelivery(
+            hook_id=target.hook_id,
+            account_id=target.account_id,
+            pipeline_id=target.pipeline_id,
+            pipeline_name=target.pipeline_name,
+            revision=target.revision,
+            trigger=payload,
+            inputs=inputs,
+            dedupe_key=key,
+        )
+        try:
+            recorded = await self.batcher.record(delivery)
+        except BatcherClosed:
+            raise
+        except OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            raise StorageBusy("the database is busy; nothing was recorded, retry the call") from None
+        except Exception:
+            logger.info("a batch of deliveries failed; recording the delivery alone", exc_info=True)
+            return await self._submit_alone(target, payload, key)
+        if not recorded.duplicate and self._runs.queue is not None:
+            try:
+                await self._runs.queue.enqueue(recorded.run_id)
+            except QueueClosed:
+                pass  # shutting down: the run stays queued in the database and starts after a restart
+        return DeliveryOutcome(recorded.run_id, target.account_id, duplicate=recorded.duplicate)
+
+    async def _submit_alone(
+        self, target: HookTarget, payload: dict[str, Any], key: str | None
+    ) -> DeliveryOutcome:
         """Record the run (and the delivery, in the same transaction). No read first: a redelivery is
         found by the unique ``(hook_id, dedupe_key)`` constraint, which rolls its run back."""
 
