@@ -25,6 +25,20 @@ PREVIEW_MAX_CHARS = 1024
 
 _UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 
+STEP_VALUE_COLUMNS = (
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "output",
+    "output_truncated",
+    "error",
+    "logs",
+)
+"""The columns of a step row that :func:`_step_values` gives (and a newer state of the step replaces)."""
+_UPSERT_STEPS: dict[str, Any] = {}  # dialect name -> the upsert statement of RunRepo.upsert_steps
+
 
 def _run_status(status: RunStatus | str) -> str:
     try:
@@ -207,11 +221,17 @@ class RunRepo:
         )
 
     async def _update_unfinished(self, run_id: str, **values: Any) -> bool:
-        """UPDATE a queued/running run; a Run object of the session is refreshed with the new values."""
-        statement = (
-            update(Run).where(Run.id == run_id, Run.status.in_(_UNFINISHED)).values(**values).returning(Run)
+        """UPDATE a queued/running run; a Run object of the session is refreshed with the new values.
+
+        When the session holds no such object, only the id is read back (not the row, whose inputs and
+        outputs would be decoded for nothing)."""
+        statement = update(Run).where(Run.id == run_id, Run.status.in_(_UNFINISHED)).values(**values)
+        if self.session.identity_key(Run, run_id) not in self.session.identity_map:
+            statement = statement.returning(Run.id).execution_options(synchronize_session=False)
+            return await self.session.scalar(statement) is not None
+        run = await self.session.scalar(
+            statement.returning(Run), execution_options={"populate_existing": True}
         )
-        run = await self.session.scalar(statement, execution_options={"populate_existing": True})
         return run is not None
 
     async def unfinished(self) -> builtins.list[Run]:
@@ -246,9 +266,9 @@ class RunRepo:
     async def upsert_steps(
         self, run_id: str, step_results: Iterable[StepResult], max_output_bytes: int
     ) -> None:
-        """Like :meth:`upsert_step` for several steps of the run, in one statement that returns nothing
-        (no row is read back: the run service writes step states in batches and never reads them).
-        When a step comes more than once, its last state wins."""
+        """Like :meth:`upsert_step` for several steps of the run, with nothing read back (the run service
+        writes step states in batches and never reads them): one prepared statement executed for every
+        row (executemany). When a step comes more than once, its last state wins."""
         rows = [
             {
                 "id": new_id(),
@@ -260,17 +280,24 @@ class RunRepo:
         ]
         if not rows:
             return
-        statement = self._insert()(StepRun).values(rows)
-        statement = statement.on_conflict_do_update(
-            index_elements=[StepRun.run_id, StepRun.step_id],
-            set_={
-                name: statement.excluded[name] for name in rows[0] if name not in ("id", "run_id", "step_id")
-            },
-        )
         try:
-            await self.session.execute(statement)
+            await self.session.execute(self._upsert_statement(), rows)
         except IntegrityError:
             raise NotFound(f"run {run_id!r} not found") from None
+
+    def _upsert_statement(self) -> Any:
+        """The dialect's ``INSERT INTO step_runs ... ON CONFLICT (run_id, step_id) DO UPDATE``, built once
+        (a Core statement on the table: SQLAlchemy compiles it once and caches it)."""
+        dialect = self.session.get_bind().dialect.name
+        statement = _UPSERT_STEPS.get(dialect)
+        if statement is None:
+            insert = self._insert()(StepRun.__table__)
+            statement = insert.on_conflict_do_update(
+                index_elements=[StepRun.run_id, StepRun.step_id],
+                set_={name: insert.excluded[name] for name in STEP_VALUE_COLUMNS},
+            )
+            _UPSERT_STEPS[dialect] = statement
+        return statement
 
     def _insert(self) -> Any:
         """The dialect's INSERT construct (with ON CONFLICT support)."""
