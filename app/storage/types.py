@@ -57,20 +57,47 @@ def dumps_json_bytes(value: Any) -> bytes:
             return json.dumps(str(value)).encode()
 
 
+class EncodedJSON(str):
+    """JSON text :func:`dumps_json` already produced: bound to a JSON column as it is, not encoded again
+    (e.g. a step output encoded once to measure its size)."""
+
+    __slots__ = ()
+
+
 def dumps_json(value: Any) -> str:
-    """Serialize ``value`` as compact JSON text (see :func:`dumps_json_bytes`)."""
+    """Serialize ``value`` as compact JSON text (see :func:`dumps_json_bytes`); :class:`EncodedJSON`
+    is already that text."""
+    if type(value) is EncodedJSON:
+        return str.__str__(value)
     return dumps_json_bytes(value).decode("utf-8")
 
 
-def loads_json(text: str | bytes | int | float) -> Any:
-    """Parse JSON text or bytes.
+# Every ASCII digit mapped to "0", every other byte to a space: a run of 19 digits may be an integer beyond
+# 64 bits (orjson would parse it as a float), so such text goes to the exact stdlib parser.
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_DIGIT_RUN = b"0" * 19  # after the translation above, every digit is "0"
 
-    Numbers are given back as they are: SQLite's column affinity turns a stored JSON number
-    (the text ``1``) into a number.
+
+def loads_json(text: str | bytes | int | float) -> Any:
+    """Parse JSON text or bytes, exactly as the stdlib parser would.
+
+    orjson parses most documents (~2x faster); text with a run of 19 or more digits (maybe an
+    integer beyond 64 bits, which orjson would turn into a float) or that orjson refuses (``NaN``,
+    lone surrogates) goes to :func:`json.loads`. Numbers are given back as they are: SQLite's
+    column affinity turns a stored JSON number (the text ``1``) into a number.
     """
     if isinstance(text, int | float):
         return text
-    return json.loads(text)  # not orjson: it turns integers beyond 64 bits into floats
+    try:
+        raw = text.encode("utf-8") if isinstance(text, str) else text
+    except UnicodeEncodeError:
+        return json.loads(text)
+    if _LONG_DIGIT_RUN not in raw.translate(_DIGITS_ONLY):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -17,7 +17,7 @@ from app.errors import BadRequest, MashpipeError, NotFound
 from app.storage.base import new_id, utcnow
 from app.storage.models import Pipeline, PipelineRevision, Run, StepRun
 from app.storage.repositories.cursor import check_limit, decode_time_id, encode_time_id
-from app.storage.types import UTCDateTime, dumps_json_bytes
+from app.storage.types import EncodedJSON, UTCDateTime, dumps_json_bytes
 
 MAX_PAGE = 1000
 PREVIEW_MAX_CHARS = 1024
@@ -59,11 +59,18 @@ def _error_dict(error: StepError | dict[str, Any] | None) -> dict[str, Any] | No
 def cap_output(output: Any, max_output_bytes: int) -> tuple[Any, bool]:
     """``(stored output, truncated)``: the output itself when its JSON fits in ``max_output_bytes``,
     else ``{"truncated": True, "size": N, "preview": "<first characters of the JSON>"}``."""
+    stored, truncated = _capped_output(output, max_output_bytes)
+    return (output if type(stored) is EncodedJSON else stored), truncated
+
+
+def _capped_output(output: Any, max_output_bytes: int) -> tuple[Any, bool]:
+    """:func:`cap_output`, with an output that fits given as its :class:`EncodedJSON` text (the JSON
+    encoded to measure it is the JSON stored: encoded once)."""
     if output is None:
         return None, False
     encoded = dumps_json_bytes(output)
     if len(encoded) <= max_output_bytes:
-        return output, False
+        return EncodedJSON(encoded.decode("utf-8")), False
     keep = max(0, min(PREVIEW_MAX_CHARS, max_output_bytes))
     preview = encoded[: keep * 4].decode("utf-8", errors="ignore")[:keep]
     return {"truncated": True, "size": len(encoded), "preview": preview}, True
@@ -313,7 +320,7 @@ def _step_values(step_result: StepResult, max_output_bytes: int) -> dict[str, An
     """The stored columns of a step state (output and logs capped to ``max_output_bytes``)."""
     if max_output_bytes < 0:
         raise BadRequest("max_output_bytes must not be negative")
-    output, truncated = cap_output(step_result.output, max_output_bytes)
+    output, truncated = _capped_output(step_result.output, max_output_bytes)
     return {
         "status": StepStatus(step_result.status).value,
         "attempts": step_result.attempts,
