@@ -28,12 +28,14 @@ RunId = Annotated[str, Path(description="The run's id", max_length=64)]
 async def list_runs(
     account: AccountDep,
     session: SessionDep,
+    service: RunServiceDep,
     pipeline: Annotated[str | None, Query(description="Only runs of this pipeline", max_length=100)] = None,
     status: Annotated[RunStatusName | None, Query(description="Only runs in this state")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> Page[RunSummary]:
     """The account's runs, newest first."""
+    await service.settle()  # endpoint runs recorded write-behind are listed once they are handed over
     runs, total, next_cursor = await RunRepo(session).list(
         account.id, pipeline_name=pipeline, status=status, limit=limit, cursor=cursor
     )

@@ -14,6 +14,7 @@ serves a stale answer of the old one. Failed runs are never cached.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -27,7 +28,9 @@ from app.errors import MashpipeError, NotFound, Unprocessable
 from app.pipelines.durations import parse_duration
 from app.pipelines.inputs import coerce_inputs
 from app.pipelines.spec import EndpointTrigger, PipelineSpec
+from app.runtime.direct_runs import DirectRuns, DirectTarget
 from app.runtime.formats import render
+from app.runtime.limits import limit_of
 from app.runtime.plans import PlanCache, revision_key
 from app.runtime.result_cache import ResultCache
 from app.runtime.service import FINISHED, RunOutcome, RunService
@@ -167,8 +170,10 @@ class EndpointService:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.monotonic,
+        direct: DirectRuns | None = None,
     ) -> None:
         self._db = db
+        self.direct = direct  # runs executed in memory, recorded write-behind (None: through the queue)
         self._runs = runs
         self._plans = plans
         self._settings = settings
@@ -259,6 +264,53 @@ class EndpointService:
     async def _run(
         self, published: Published, inputs: dict[str, Any], query: dict[str, str], link: str
     ) -> Rendered:
+        if self.direct is not None and limit_of(published.spec) is None:
+            run_id, finished = await self._run_direct(self.direct, published, inputs, query)
+        else:
+            run_id, finished = await self._run_queued(published, inputs, query)
+        if finished is None:
+            raise RunTimedOut(
+                f"the run did not finish within {self._settings.run_wait_max_seconds:g}s; it goes on",
+                details={"run_id": run_id},
+            )
+        if finished.status != "succeeded":
+            raise run_failed(run_id, finished)
+        body, media_type = render(
+            published.endpoint.format,
+            finished.outputs or {},
+            title=published.name,
+            description=published.spec.description,
+            link=link,
+        )
+        return Rendered(body=body, media_type=media_type, etag=etag_of(body), run_id=run_id)
+
+    async def _run_direct(
+        self, direct: DirectRuns, published: Published, inputs: dict[str, Any], query: dict[str, str]
+    ) -> tuple[str, RunOutcome | None]:
+        """Execute the run in memory now (recorded write-behind, :mod:`app.runtime.direct_runs`)."""
+        target = DirectTarget(
+            account_id=published.account_id,
+            pipeline_id=published.pipeline_id,
+            pipeline_name=published.name,
+            revision=published.revision,
+        )
+        spec = published.spec
+        run_id, task = direct.start(
+            target,
+            lambda: spec.model_dump(mode="json", by_alias=True),
+            inputs=inputs,
+            trigger={"kind": "endpoint", "query": query},
+        )
+        done, _ = await asyncio.wait({task}, timeout=self._settings.run_wait_max_seconds)
+        if not done:
+            return run_id, None  # the run goes on; it is recorded when it ends
+        status, outputs, error = task.result()
+        return run_id, RunOutcome(status, outputs, error)
+
+    async def _run_queued(
+        self, published: Published, inputs: dict[str, Any], query: dict[str, str]
+    ) -> tuple[str, RunOutcome | None]:
+        """Record the run, hand it to the queue and wait for it (a pipeline with a concurrency limit)."""
         run = await submit_retrying_busy(
             self._runs,
             account_id=published.account_id,
@@ -271,18 +323,4 @@ class EndpointService:
             finished: RunOutcome | None = RunOutcome(run.status, run.outputs, run.error)
         else:
             finished = await self._runs.wait_outcome(run.id, self._settings.run_wait_max_seconds)
-        if finished is None:
-            raise RunTimedOut(
-                f"the run did not finish within {self._settings.run_wait_max_seconds:g}s; it goes on",
-                details={"run_id": run.id},
-            )
-        if finished.status != "succeeded":
-            raise run_failed(run.id, finished)
-        body, media_type = render(
-            published.endpoint.format,
-            finished.outputs or {},
-            title=published.name,
-            description=published.spec.description,
-            link=link,
-        )
-        return Rendered(body=body, media_type=media_type, etag=etag_of(body), run_id=run.id)
+        return run.id, finished

@@ -108,6 +108,9 @@ class RunService:
         self.gate = PipelineGate()  # runs waiting for a slot of their pipeline (on_conflict: queue)
         self._unclaimed: set[str] = set()  # runs whose claim failed on an error: handed back by tend()
         self._freed: dict[str, int] = {}  # pipeline id -> runs of it finished here (wake-up bookkeeping)
+        # Writes the runs recorded write-behind (published endpoint runs, app.runtime.direct_runs) that
+        # are still pending, so that reading runs here sees them (read-your-writes in this process).
+        self.write_behind: Callable[[], Awaitable[None]] | None = None
 
     @property
     def executing(self) -> frozenset[str]:
@@ -118,6 +121,15 @@ class RunService:
         """The caller bound to the run's account (its connections), when the caller can be bound."""
         bind = getattr(self._caller, "for_account", None)
         return bind(account_id) if callable(bind) else self._caller
+
+    async def settle(self) -> None:
+        """Write the runs recorded write-behind and not written yet (before reading runs)."""
+        if self.write_behind is not None:
+            await self.write_behind()
+
+    def caller_for(self, account_id: str) -> OperationCaller:
+        """The operation caller of the account's runs (also used by :mod:`app.runtime.direct_runs`)."""
+        return self._caller_for(account_id)
 
     def attach_queue(self, queue: RunQueue) -> None:
         """Where :meth:`submit` and :meth:`recover` send queued runs."""
@@ -183,6 +195,7 @@ class RunService:
         """
         if self.queue is None:
             raise RuntimeError("no run queue attached to the run service")
+        await self.settle()
         async with self._db.session() as session:
             run = await record_retry(session, self.plans, account_id, run_id)
             await session.commit()
@@ -473,6 +486,7 @@ class RunService:
     async def cancel(self, account_id: str, run_id: str) -> None:
         """Cancel a run: a queued one is cancelled at once, a running one is told to stop (and given a
         few seconds to do so). ``NotFound`` for another account's run; ``Conflict`` when finished."""
+        await self.settle()
         async with self._claim_lock:
             async with self._db.session() as session:
                 runs = RunRepo(session)
@@ -561,6 +575,7 @@ class RunService:
 
     async def read(self, account_id: str, run_id: str) -> tuple[Run, list[StepRun]]:
         """A run of the account with its steps; ``NotFound`` otherwise."""
+        await self.settle()
         async with self._db.session() as session:
             runs = RunRepo(session)
             run = await runs.get(account_id, run_id)

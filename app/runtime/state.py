@@ -21,12 +21,14 @@ from app.registry import Registry
 from app.runtime.bootstrap import Bootstrap, ensure_default_account, load_examples
 from app.runtime.caller import ConnectorCaller
 from app.runtime.connections import ConnectionService
+from app.runtime.direct_runs import DirectRuns
 from app.runtime.endpoints import EndpointService
 from app.runtime.maintenance import Maintenance
 from app.runtime.masking import install_log_masking
 from app.runtime.plans import PlanCache
 from app.runtime.poller import Poller
 from app.runtime.queue import InProcessQueue, RunQueue
+from app.runtime.run_recorder import RunRecorder
 from app.runtime.run_secrets import RunSecrets
 from app.runtime.scheduler import Scheduler
 from app.runtime.service import RunService
@@ -137,6 +139,11 @@ async def open_state(
             max_targets=settings.endpoint_cache_entries,
         )
         stack.push_async_callback(hooks.aclose)  # pending deliveries written before the queue stops
+        recorder = RunRecorder(db, max_output_bytes=settings.step_output_max_bytes)
+        direct = DirectRuns(plans, settings, runs.caller_for, recorder, secrets=runs.secrets)
+        runs.write_behind = recorder.flush
+        stack.push_async_callback(direct.aclose)  # endpoint runs' records written at shutdown
+        endpoints = EndpointService(db, runs, plans, settings, direct=direct)
         yield State(
             settings=settings,
             db=db,
@@ -152,7 +159,7 @@ async def open_state(
             rate_limits=rate_limits,
             connections=connections,
             hooks=hooks,
-            endpoints=EndpointService(db, runs, plans, settings),
+            endpoints=endpoints,
             scheduler=scheduler,
             poller=poller,
         )

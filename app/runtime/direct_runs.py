@@ -1,0 +1,211 @@
+"""Published endpoint runs executed in memory at once, recorded write-behind.
+
+A ``GET /v1/apps/...`` caller waits for the answer, so its run does not go through the run queue and
+the database first: :meth:`DirectRuns.run` executes it right away, in this process, with the same engine,
+plan cache, operation caller, secrets, masking, output limits and timeouts as a queued run
+(:meth:`app.runtime.service.RunService.execute`), and hands the finished run (with its steps) to the
+:class:`~app.runtime.run_recorder.RunRecorder`, which writes it a few milliseconds later in a batch.
+The run is visible in ``GET /v1/runs`` once written; a crash may lose the records of the last few
+milliseconds of endpoint runs (their callers had their answers).
+
+Engine concurrency is bounded by ``max_concurrent_runs`` (a pool of its own, next to the queue's). A
+pipeline declaring ``concurrency`` is NOT run here: the endpoint uses the queued path, where the limit
+holds across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app.engine.executor import execute as execute_plan
+from app.engine.types import OperationCaller, RunRequest, RunStatus, StepResult
+from app.runtime.masking import Masker, MaskingObserver, masking_scope
+from app.runtime.output_limits import outputs_error
+from app.runtime.plans import PlanCache, revision_key
+from app.runtime.run_recorder import FinishedRun, RunRecorder
+from app.runtime.run_secrets import RunSecrets
+from app.settings import Settings
+from app.storage.base import new_id
+
+logger = logging.getLogger("mashpipe.runtime")
+
+FINISHED = frozenset({RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value})
+
+
+@dataclass(frozen=True, slots=True)
+class DirectTarget:
+    """What to run: a pipeline at a revision (its spec is in the plan cache or given as a document)."""
+
+    account_id: str
+    pipeline_id: str
+    pipeline_name: str
+    revision: int
+
+
+class _Steps:
+    """A run observer keeping each step's last state in memory (a copy taken at the event)."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, StepResult] = {}
+
+    async def step_started(self, run_id: str, result: StepResult) -> None:
+        self.states[result.step_id] = dataclasses.replace(result, logs=list(result.logs))
+
+    async def step_finished(self, run_id: str, result: StepResult) -> None:
+        self.states[result.step_id] = dataclasses.replace(result, logs=list(result.logs))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": None}
+
+
+class DirectRuns:
+    """Executes endpoint runs in memory and records them write-behind (see the module)."""
+
+    def __init__(
+        self,
+        plans: PlanCache,
+        settings: Settings,
+        caller_for: Any,
+        recorder: RunRecorder,
+        *,
+        secrets: RunSecrets | None = None,
+    ) -> None:
+        self._plans = plans
+        self._settings = settings
+        self._caller_for = caller_for  # account id -> OperationCaller
+        self.recorder = recorder
+        self._secrets = secrets
+        self._slots = asyncio.Semaphore(max(1, settings.max_concurrent_runs))
+        self._tasks: set[asyncio.Task[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]] = set()
+
+    def start(
+        self, target: DirectTarget, document: Any, *, inputs: dict[str, Any], trigger: dict[str, Any]
+    ) -> tuple[str, asyncio.Task[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]]:
+        """Start the run now; gives its id and the task giving ``(status, outputs, error)`` when it ends
+        (the task goes on, and the run is recorded, even when nobody waits for it any more)."""
+        run_id = new_id()
+        task = asyncio.create_task(self._execute(run_id, target, document, inputs, trigger))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return run_id, task
+
+    async def aclose(self) -> None:
+        """At shutdown: stop the runs still executing (recorded as failed) and write every record."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.recorder.close()
+
+    async def _execute(
+        self,
+        run_id: str,
+        target: DirectTarget,
+        document: Any,
+        inputs: dict[str, Any],
+        trigger: dict[str, Any],
+    ) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+        created_at = _now()
+        observer = _Steps()
+        status: str = RunStatus.FAILED.value
+        outputs: dict[str, Any] | None = None
+        error: dict[str, Any] | None = None
+        masker = Masker()
+        started_at = created_at
+        try:
+            async with self._slots:
+                started_at = _now()
+                key = revision_key(target.pipeline_id, target.revision)
+                compiled = self._plans.get(key, document)
+                secrets: dict[str, str] = {}
+                if self._secrets is not None:
+                    resolved = await self._secrets.prepare(target.account_id, key, compiled.spec)
+                    secrets, masker = resolved.values, resolved.masker
+                request = RunRequest(
+                    run_id=run_id,
+                    inputs=dict(inputs),
+                    trigger=dict(trigger),
+                    secrets=secrets,
+                    started_at=started_at,
+                )
+                caller: OperationCaller = self._caller_for(target.account_id)
+                with masking_scope(masker):
+                    result = await execute_plan(
+                        compiled.plan,
+                        request,
+                        caller=caller,
+                        observer=MaskingObserver(observer, masker) if masker else observer,
+                    )
+            status = RunStatus(result.status).value
+            outputs = masker.value(result.outputs)
+            error = masker.value(result.error.to_dict()) if result.error is not None else None
+            too_large = outputs_error(outputs, self._settings.run_outputs_max_bytes)
+            if too_large is not None:
+                status, outputs, error = RunStatus.FAILED.value, None, too_large
+            if status not in FINISHED:
+                status, error = (
+                    RunStatus.FAILED.value,
+                    _error("internal_error", f"the engine ended the run in state {status!r}"),
+                )
+        except asyncio.CancelledError:
+            status, outputs = RunStatus.FAILED.value, None
+            error = _error("interrupted", "the server stopped while the run was executing")
+            recording = self._record(
+                run_id, target, inputs, trigger, observer, status, outputs, error, created_at, started_at
+            )
+            await asyncio.shield(recording)
+            raise
+        except Exception as exc:
+            with masking_scope(masker):
+                logger.exception("run %s failed with an unexpected error", run_id)
+            status, outputs = RunStatus.FAILED.value, None
+            error = _error("internal_error", masker.text(f"the run failed: {type(exc).__name__}: {exc}"))
+        await self._record(
+            run_id, target, inputs, trigger, observer, status, outputs, error, created_at, started_at
+        )
+        return status, outputs, error
+
+    async def _record(
+        self,
+        run_id: str,
+        target: DirectTarget,
+        inputs: dict[str, Any],
+        trigger: dict[str, Any],
+        observer: _Steps,
+        status: str,
+        outputs: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+        created_at: datetime,
+        started_at: datetime,
+    ) -> None:
+        await self.recorder.add(
+            FinishedRun(
+                id=run_id,
+                account_id=target.account_id,
+                pipeline_id=target.pipeline_id,
+                pipeline_name=target.pipeline_name,
+                revision=target.revision,
+                status=status,
+                trigger=trigger,
+                inputs=inputs,
+                outputs=outputs,
+                error=error,
+                created_at=created_at,
+                started_at=started_at,
+                finished_at=_now(),
+                steps=list(observer.states.values()),
+            )
+        )
+
+
+__all__ = ["DirectRuns", "DirectTarget"]
