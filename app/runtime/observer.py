@@ -2,10 +2,11 @@
 
 The engine never waits for the database: each event stores a snapshot of the step and returns; a
 background writer records every pending snapshot in one transaction, then the next batch, and so on
-(a step that started and finished between two writes is written once, finished). When the run ends,
-:meth:`StorageObserver.drain` hands back what is still pending, and the run service writes it in
-the same transaction as the run's final state. A run of N steps thus costs a few transactions, not
-2N.
+(a step that started and finished between two writes is written once, finished). The first batch waits
+``first_write_delay`` (50 ms) after the first event: a run that ends sooner has nothing written in the
+background. When the run ends, :meth:`StorageObserver.drain` hands back what is still pending, and the
+run service writes it in the same transaction as the run's final state. A run of N steps thus costs a
+few transactions, not 2N (a short run: only the one of its final state).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 
 from app.engine.types import StepResult
 from app.errors import NotFound
@@ -22,18 +24,31 @@ from app.storage.repositories import RunRepo
 
 logger = logging.getLogger("mashpipe.runtime")
 
+FIRST_WRITE_DELAY = 0.05
+"""Seconds between a run's first step event and its first background write (see the module)."""
+
 
 class StorageObserver:
     """Writes each step's state to ``step_runs`` in the background, in batches (see the module)."""
 
-    def __init__(self, db: Database, run_id: str, *, max_output_bytes: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        run_id: str,
+        *,
+        max_output_bytes: int,
+        first_write_delay: float = FIRST_WRITE_DELAY,
+    ) -> None:
         self._db = db
         self._run_id = run_id
         self._max_output_bytes = max_output_bytes
         self._pending: dict[str, StepResult] = {}
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self._first_write_at: float | None = None  # monotonic time of the first write; None: no event yet
+        self._waiting = False  # the writer is waiting for the first write time (nothing written yet)
         self.batches = 0  # transactions written so far (for tests and measurements)
+        self.first_write_delay = max(0.0, first_write_delay)
 
     async def step_started(self, run_id: str, result: StepResult) -> None:
         self._record(result)
@@ -44,10 +59,20 @@ class StorageObserver:
     def _record(self, result: StepResult) -> None:
         # A copy taken when the event happens: the engine may go on mutating the original.
         self._pending[result.step_id] = dataclasses.replace(result, logs=list(result.logs))
+        if self._first_write_at is None:
+            self._first_write_at = time.monotonic() + self.first_write_delay
         if not self._closed and (self._writer is None or self._writer.done()):
             self._writer = asyncio.create_task(self._write_pending(), name=f"mashpipe-steps-{self._run_id}")
 
     async def _write_pending(self) -> None:
+        assert self._first_write_at is not None
+        wait = self._first_write_at - time.monotonic()
+        if wait > 0:
+            self._waiting = True
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                self._waiting = False
         while self._pending and not self._closed:
             batch, self._pending = self._pending, {}
             try:
@@ -68,7 +93,9 @@ class StorageObserver:
         """Stop writing in the background and return the step states not written yet."""
         self._closed = True
         writer = self._writer
-        if writer is not None and not writer.done():
+        if writer is not None and self._waiting:
+            writer.cancel()  # still waiting for its first write: nothing written, nothing to wait for
+        elif writer is not None and not writer.done():
             try:
                 await asyncio.shield(writer)
             except asyncio.CancelledError:

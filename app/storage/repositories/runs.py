@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -232,10 +233,10 @@ class RunRepo:
 
         When the session holds no such object, only the id is read back (not the row, whose inputs and
         outputs would be decoded for nothing)."""
-        statement = update(Run).where(Run.id == run_id, Run.status.in_(_UNFINISHED)).values(**values)
         if self.session.identity_key(Run, run_id) not in self.session.identity_map:
-            statement = statement.returning(Run.id).execution_options(synchronize_session=False)
-            return await self.session.scalar(statement) is not None
+            prepared = _update_unfinished_statement(frozenset(values))
+            return await self.session.scalar(prepared, {"_run_id": run_id, **values}) is not None
+        statement = update(Run).where(Run.id == run_id, Run.status.in_(_UNFINISHED)).values(**values)
         run = await self.session.scalar(
             statement.returning(Run), execution_options={"populate_existing": True}
         )
@@ -314,6 +315,19 @@ class RunRepo:
         if dialect == "postgresql":
             return postgresql.insert
         raise MashpipeError(f"unsupported database dialect {dialect!r}")  # pragma: no cover
+
+
+@functools.lru_cache(maxsize=16)
+def _update_unfinished_statement(columns: frozenset[str]) -> Any:
+    """``UPDATE runs SET <columns> WHERE id = :_run_id AND status IN (queued, running) RETURNING id``, built
+    once per set of columns (a Core statement with bound parameters: no construct rebuilt per call)."""
+    table = cast(Table, Run.__table__)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("_run_id"), table.c.status.in_(_UNFINISHED))
+        .values({name: bindparam(name) for name in sorted(columns)})
+        .returning(table.c.id)
+    )
 
 
 def _step_values(step_result: StepResult, max_output_bytes: int) -> dict[str, Any]:

@@ -21,9 +21,9 @@ import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, delete, func, literal, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -37,6 +37,20 @@ UNFINISHED_STATUSES = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 ClaimOutcome = Literal["claimed", "at_limit", "not_queued"]
 """``claimed``: the run is now ``running``; ``at_limit``: still ``queued``, its pipeline is at its
 limit; ``not_queued``: it is gone, finished (e.g. cancelled) or already claimed."""
+
+
+_RUNS = cast(Table, Run.__table__)
+_CLAIM = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.status == RunStatus.QUEUED.value)
+    .values(
+        status=RunStatus.RUNNING.value,
+        started_at=func.coalesce(_RUNS.c.started_at, bindparam("now", type_=UTCDateTime())),
+        heartbeat_at=bindparam("now", type_=UTCDateTime()),
+    )
+    .returning(_RUNS.c.id)
+)
+"""The claim of a run without a concurrency limit (see :meth:`RuntimeRepo.claim`), built once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +86,9 @@ class RuntimeRepo:
         """Move a queued run to ``running`` (its first ``started_at`` is kept when it is resumed).
 
         With ``limit``, only while fewer than ``limit`` runs of ``pipeline_id`` are running."""
+        if limit is None or pipeline_id is None:  # the common case: one statement built once
+            claimed = await self.session.scalar(_CLAIM, {"run_id": run_id, "now": now})
+            return "claimed" if claimed is not None else "not_queued"
         conditions: list[ColumnElement[bool]] = [Run.id == run_id, Run.status == RunStatus.QUEUED.value]
         if limit is not None and pipeline_id is not None:
             await self.lock_pipeline(pipeline_id)
