@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +89,16 @@ def _insert(dialect: str) -> Any:
 class DeliveryBatcher:
     """Records webhook deliveries in group-committed batches (see the module)."""
 
-    def __init__(self, db: Database, *, max_batch: int = 128, delay: float = 0.002) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 128,
+        delay: float = 0.002,
+        on_commit: Callable[[list[str]], Awaitable[None]] | None = None,
+    ) -> None:
         self._db = db
+        self._on_commit = on_commit  # given the new runs' ids after each commit (the webhooks queue them)
         self.max_batch = max(1, max_batch)
         self.delay = max(0.0, delay)
         self._pending: list[_Pending] = []
@@ -155,6 +164,11 @@ class DeliveryBatcher:
                 self._fail(batch, exc)
                 return
             self.batches += 1
+            if self._on_commit is not None:
+                try:
+                    await self._on_commit([result.run_id for result in results if not result.duplicate])
+                except Exception:  # the runs are recorded queued: a restart's recovery starts them
+                    logger.exception("the runs of a batch of deliveries could not be queued")
             for item, result in zip(batch, results, strict=True):
                 if not item.future.done():
                     item.future.set_result(result)

@@ -218,7 +218,7 @@ class WebhookService:
         batcher: DeliveryBatcher | None = None,
     ) -> None:
         self._db = db
-        self.batcher = batcher or DeliveryBatcher(db)
+        self.batcher = batcher or DeliveryBatcher(db, on_commit=self._enqueue)
         self._runs = runs
         self._plans = plans
         self._secrets = secrets
@@ -330,12 +330,18 @@ class WebhookService:
         except Exception:
             logger.info("a batch of deliveries failed; recording the delivery alone", exc_info=True)
             return await self._submit_alone(target, payload, key)
-        if not recorded.duplicate and self._runs.queue is not None:
-            try:
-                await self._runs.queue.enqueue(recorded.run_id)
-            except QueueClosed:
-                pass  # shutting down: the run stays queued in the database and starts after a restart
         return DeliveryOutcome(recorded.run_id, target.account_id, duplicate=recorded.duplicate)
+
+    async def _enqueue(self, run_ids: list[str]) -> None:
+        """Hand the runs of a committed batch to the queue (by the batcher: a caller that goes away
+        meanwhile does not leave its run behind)."""
+        if self._runs.queue is None:
+            return
+        for run_id in run_ids:
+            try:
+                await self._runs.queue.enqueue(run_id)
+            except QueueClosed:
+                return  # shutting down: the runs stay queued in the database and start after a restart
 
     async def _submit_alone(
         self, target: HookTarget, payload: dict[str, Any], key: str | None

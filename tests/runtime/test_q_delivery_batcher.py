@@ -132,3 +132,21 @@ async def test_a_failed_batch_fails_each_waiter(db: Database, target: dict[str, 
     assert await counts(db) == (0, 0)  # nothing of the batch was kept
     recorded = await batcher.record(delivery(target, None))  # the batcher goes on
     assert not recorded.duplicate
+
+
+async def test_the_new_runs_of_a_batch_are_handed_on_after_its_commit(
+    db: Database, target: dict[str, Any]
+) -> None:
+    handed: list[list[str]] = []
+
+    async def on_commit(run_ids: list[str]) -> None:
+        assert (await counts(db))[0] >= len(run_ids)  # committed before they are handed on
+        handed.append(run_ids)
+
+    batcher = DeliveryBatcher(db, max_batch=64, delay=0.05, on_commit=on_commit)
+    results = await asyncio.gather(
+        batcher.record(delivery(target, "x", 1)),
+        batcher.record(delivery(target, "x", 2)),
+        batcher.record(delivery(target, None, 3)),
+    )
+    assert handed == [[results[0].run_id, results[2].run_id]]  # the duplicate starts nothing
