@@ -31,6 +31,7 @@ from app.engine.types import OperationCaller, RunRequest, RunStatus
 from app.errors import Conflict, NotFound
 from app.pipelines.inputs import coerce_inputs
 from app.runtime.admission import record_retry, record_run, revision_spec
+from app.runtime.handoff import CreatedRuns
 from app.runtime.limits import PipelineGate, conflict_error, limit_of
 from app.runtime.masking import Masker, MaskingObserver, masking_scope
 from app.runtime.observer import StorageObserver
@@ -108,6 +109,7 @@ class RunService:
         self.gate = PipelineGate()  # runs waiting for a slot of their pipeline (on_conflict: queue)
         self._unclaimed: set[str] = set()  # runs whose claim failed on an error: handed back by tend()
         self._freed: dict[str, int] = {}  # pipeline id -> runs of it finished here (wake-up bookkeeping)
+        self.created = CreatedRuns()  # queued runs recorded here, handed to their claim (app.runtime.handoff)
         # Writes the runs recorded write-behind (published endpoint runs, app.runtime.direct_runs) that
         # are still pending, so that reading runs here sees them (read-your-writes in this process).
         self.write_behind: Callable[[], Awaitable[None]] | None = None
@@ -167,6 +169,7 @@ class RunService:
             if in_transaction is not None:
                 await in_transaction(session, run)
             await session.commit()
+            self.created.add(run)  # its claim here needs not read it back
             return run
 
     async def submit(self, **kwargs: Any) -> Run:
@@ -276,7 +279,8 @@ class RunService:
         async with self._claim_lock:
             try:
                 async with self._db.session() as session:
-                    run = await RunRepo(session).get_any(run_id)
+                    handed = self.created.pop(run_id)  # created here: its row as written, not read back
+                    run = handed.run() if handed is not None else await RunRepo(session).get_any(run_id)
                     if run is None or run.status != RunStatus.QUEUED.value:
                         await self._dropped(run_id)
                         return None
@@ -299,9 +303,11 @@ class RunService:
                     now = _now()
                     repo = RuntimeRepo(session)
                     freed = self._freed.get(run.pipeline_id, 0)
-                    outcome = await repo.claim(
+                    outcome, started_at = await repo.claim_run(
                         run_id, now, pipeline_id=run.pipeline_id, limit=limit.limit if limit else None
                     )
+                    if handed is not None and started_at is not None and started_at != now:
+                        run.started_at = started_at  # started before (by a process that died): resumed
                     if outcome == "not_queued":
                         await self._dropped(run_id)
                         return None

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,11 @@ def source_sha256(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
+_GET_BY_NAME = select(Pipeline).where(
+    Pipeline.account_id == bindparam("account_id"), Pipeline.name == bindparam("name")
+)  # built once: every run's creation looks its pipeline up
+
+
 class PipelineRepo:
     """Pipelines of an account and their revisions. Never commits: the caller does.
 
@@ -35,9 +40,7 @@ class PipelineRepo:
 
     async def get(self, account_id: str, name: str) -> Pipeline | None:
         """The account's pipeline with this name (None for another account's)."""
-        return await self.session.scalar(
-            select(Pipeline).where(Pipeline.account_id == account_id, Pipeline.name == name)
-        )
+        return await self.session.scalar(_GET_BY_NAME, {"account_id": account_id, "name": name})
 
     async def get_by_id(self, account_id: str, pipeline_id: str) -> Pipeline | None:
         """The account's pipeline with this id (None for another account's)."""

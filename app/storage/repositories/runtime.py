@@ -48,7 +48,7 @@ _CLAIM = (
         started_at=func.coalesce(_RUNS.c.started_at, bindparam("now", type_=UTCDateTime())),
         heartbeat_at=bindparam("now", type_=UTCDateTime()),
     )
-    .returning(_RUNS.c.id)
+    .returning(_RUNS.c.id, _RUNS.c.started_at)
 )
 """The claim of a run without a concurrency limit (see :meth:`RuntimeRepo.claim`), built once."""
 
@@ -86,9 +86,17 @@ class RuntimeRepo:
         """Move a queued run to ``running`` (its first ``started_at`` is kept when it is resumed).
 
         With ``limit``, only while fewer than ``limit`` runs of ``pipeline_id`` are running."""
+        outcome, _ = await self.claim_run(run_id, now, pipeline_id=pipeline_id, limit=limit)
+        return outcome
+
+    async def claim_run(
+        self, run_id: str, now: datetime, *, pipeline_id: str | None = None, limit: int | None = None
+    ) -> tuple[ClaimOutcome, datetime | None]:
+        """:meth:`claim`, and the run's ``started_at`` once claimed: ``now``, or the first start of a
+        resumed run (None when not claimed)."""
         if limit is None or pipeline_id is None:  # the common case: one statement built once
-            claimed = await self.session.scalar(_CLAIM, {"run_id": run_id, "now": now})
-            return "claimed" if claimed is not None else "not_queued"
+            row = (await self.session.execute(_CLAIM, {"run_id": run_id, "now": now})).first()
+            return ("claimed", row.started_at) if row is not None else ("not_queued", None)
         conditions: list[ColumnElement[bool]] = [Run.id == run_id, Run.status == RunStatus.QUEUED.value]
         if limit is not None and pipeline_id is not None:
             await self.lock_pipeline(pipeline_id)
@@ -108,15 +116,14 @@ class RuntimeRepo:
                 started_at=func.coalesce(Run.started_at, literal(now, UTCDateTime())),
                 heartbeat_at=now,
             )
-            .returning(Run.id)
+            .returning(Run.id, Run.started_at)
             .execution_options(synchronize_session=False)
         )
-        if await self.session.scalar(statement) is not None:
-            return "claimed"
-        if limit is None:
-            return "not_queued"
+        claimed = (await self.session.execute(statement)).first()
+        if claimed is not None:
+            return "claimed", claimed.started_at
         status = await self.session.scalar(select(Run.status).where(Run.id == run_id))
-        return "at_limit" if status == RunStatus.QUEUED.value else "not_queued"
+        return ("at_limit" if status == RunStatus.QUEUED.value else "not_queued"), None
 
     async def over_limit(self, pipeline_id: str, limit: int) -> bool:
         """True when MORE than ``limit`` runs of the pipeline are queued or running, the new run (inserted
