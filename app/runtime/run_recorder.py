@@ -29,7 +29,8 @@ from app.engine.types import StepResult, StepStatus
 from app.storage.base import new_id
 from app.storage.db import Database
 from app.storage.models import Run, StepRun
-from app.storage.repositories.runs import cap_logs, cap_output
+from app.storage.repositories.runs import PREVIEW_MAX_CHARS, cap_logs
+from app.storage.types import EncodedJSON, dumps_json_bytes
 
 logger = logging.getLogger("mashpipe.runtime")
 
@@ -187,8 +188,30 @@ def _run_row(run: FinishedRun) -> dict[str, Any]:
     }
 
 
+def _output(output: Any, max_output_bytes: int) -> tuple[Any, bool]:
+    """The stored output and whether it was truncated, as :func:`~app.storage.repositories.runs.cap_output`
+    gives them, but an output that fits is given as the JSON text encoded to measure it (stored as it is:
+    encoded once)."""
+    if output is None:
+        return None, False
+    encoded = dumps_json_bytes(output)
+    if len(encoded) <= max_output_bytes:
+        return EncodedJSON(encoded.decode("utf-8")), False
+    keep = max(0, min(PREVIEW_MAX_CHARS, max_output_bytes))
+    preview = encoded[: keep * 4].decode("utf-8", errors="ignore")[:keep]
+    return {"truncated": True, "size": len(encoded), "preview": preview}, True
+
+
+def _logs(logs: list[str], max_bytes: int) -> list[str]:
+    """The logs as :func:`~app.storage.repositories.runs.cap_logs` keeps them; without encoding them when
+    they surely fit (a character is at most 4 bytes of UTF-8)."""
+    if all(type(line) is str for line in logs) and sum(map(len, logs)) * 4 <= max_bytes:
+        return list(logs)
+    return cap_logs(list(logs), max_bytes)
+
+
 def _step_row(run_id: str, step: StepResult, max_output_bytes: int) -> dict[str, Any]:
-    output, truncated = cap_output(step.output, max_output_bytes)
+    output, truncated = _output(step.output, max_output_bytes)
     error = step.error.to_dict() if step.error is not None else None
     return {
         "id": new_id(),
@@ -202,7 +225,7 @@ def _step_row(run_id: str, step: StepResult, max_output_bytes: int) -> dict[str,
         "output": output,
         "output_truncated": truncated,
         "error": error,
-        "logs": cap_logs(list(step.logs), max_output_bytes),
+        "logs": _logs(step.logs, max_output_bytes),
     }
 
 

@@ -123,3 +123,33 @@ async def test_a_run_that_cannot_be_recorded_does_not_lose_the_others(
     await recorder.flush()
     assert await count(db, Run) == 2
     assert recorder.lost == 1
+
+
+async def test_outputs_and_logs_are_capped_like_any_run(db: Database, pipeline: Pipeline) -> None:
+    recorder = RunRecorder(db, max_output_bytes=64, delay=0.0)
+    now = datetime.now(UTC)
+    big = StepResult(
+        step_id="a",
+        status=StepStatus.SUCCEEDED,
+        output={"text": "x" * 500},
+        started_at=now,
+        finished_at=now,
+        logs=["line " + "y" * 30, "line " + "z" * 30, "line three"],
+    )
+    small = StepResult(step_id="b", status=StepStatus.SUCCEEDED, output=[1, "é"], logs=["ok"])
+    run = FinishedRun(**{**_fields(finished(pipeline)), "steps": [big, small]})
+    await recorder.add(run)
+    await recorder.flush()
+    async with db.session() as session:
+        steps = {step.step_id: step for step in await RunRepo(session).steps(run.id)}
+    assert steps["a"].output_truncated
+    assert steps["a"].output["truncated"] is True
+    assert steps["a"].output["size"] > 500
+    assert steps["a"].logs == ["line " + "y" * 30, "... 2 more log lines dropped (over 64 bytes)"]
+    assert not steps["b"].output_truncated
+    assert steps["b"].output == [1, "é"]
+    assert steps["b"].logs == ["ok"]
+
+
+def _fields(run: FinishedRun) -> dict[str, Any]:
+    return {name: getattr(run, name) for name in FinishedRun.__dataclass_fields__}
