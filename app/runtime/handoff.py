@@ -20,6 +20,7 @@ from datetime import datetime
 
 from app.engine.types import RunStatus
 from app.storage.models import Run
+from app.storage.repositories.runs import stored_json
 from app.storage.types import dumps_json, loads_json
 
 MAX_RUNS = 1024
@@ -84,6 +85,7 @@ class CreatedRuns:
         """Remember a ``queued`` run just committed (its inputs and trigger as the row holds them)."""
         if run.status != RunStatus.QUEUED.value or self.max_runs == 0:
             return
+        written = stored_json(run)  # the text RunRepo.create wrote (else the same encoding again)
         entry = CreatedRun(
             id=run.id,
             account_id=run.account_id,
@@ -94,8 +96,8 @@ class CreatedRuns:
             attempt=run.attempt,
             retry_of=run.retry_of,
             created_at=run.created_at,
-            trigger_json=dumps_json(run.trigger),
-            inputs_json=dumps_json(run.inputs),
+            trigger_json=written[1] if written else dumps_json(run.trigger),
+            inputs_json=written[0] if written else dumps_json(run.inputs),
         )
         if entry.size > self.max_bytes:
             return

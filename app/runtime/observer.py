@@ -46,7 +46,7 @@ class StorageObserver:
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._first_write_at: float | None = None  # monotonic time of the first write; None: no event yet
-        self._waiting = False  # the writer is waiting for the first write time (nothing written yet)
+        self._idle = False  # the writer has not begun writing yet (not started, or waiting to write)
         self.batches = 0  # transactions written so far (for tests and measurements)
         self.first_write_delay = max(0.0, first_write_delay)
 
@@ -62,17 +62,15 @@ class StorageObserver:
         if self._first_write_at is None:
             self._first_write_at = time.monotonic() + self.first_write_delay
         if not self._closed and (self._writer is None or self._writer.done()):
+            self._idle = True
             self._writer = asyncio.create_task(self._write_pending(), name=f"mashpipe-steps-{self._run_id}")
 
     async def _write_pending(self) -> None:
         assert self._first_write_at is not None
         wait = self._first_write_at - time.monotonic()
         if wait > 0:
-            self._waiting = True
-            try:
-                await asyncio.sleep(wait)
-            finally:
-                self._waiting = False
+            await asyncio.sleep(wait)
+        self._idle = False
         while self._pending and not self._closed:
             batch, self._pending = self._pending, {}
             try:
@@ -93,8 +91,8 @@ class StorageObserver:
         """Stop writing in the background and return the step states not written yet."""
         self._closed = True
         writer = self._writer
-        if writer is not None and self._waiting:
-            writer.cancel()  # still waiting for its first write: nothing written, nothing to wait for
+        if writer is not None and not writer.done() and self._idle:
+            writer.cancel()  # it has written nothing yet: nothing to wait for (the caller writes the rest)
         elif writer is not None and not writer.done():
             try:
                 await asyncio.shield(writer)

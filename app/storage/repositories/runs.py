@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import builtins
 import functools
+import weakref
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.engine.types import RunStatus, StepError, StepResult, StepStatus
 from app.errors import BadRequest, MashpipeError, NotFound
 from app.storage.base import new_id, utcnow
 from app.storage.models import Pipeline, PipelineRevision, Run, StepRun
 from app.storage.repositories.cursor import check_limit, decode_time_id, encode_time_id
-from app.storage.types import EncodedJSON, UTCDateTime, dumps_json_bytes
+from app.storage.types import EncodedJSON, UTCDateTime, dumps_json, dumps_json_bytes
 
 MAX_PAGE = 1000
 PREVIEW_MAX_CHARS = 1024
@@ -39,6 +41,15 @@ STEP_VALUE_COLUMNS = (
 )
 """The columns of a step row that :func:`_step_values` gives (and a newer state of the step replaces)."""
 _UPSERT_STEPS: dict[str, Any] = {}  # dialect name -> the upsert statement of RunRepo.upsert_steps
+_INSERT_RUN = insert(cast(Table, Run.__table__))  # RunRepo.create's INSERT, built once
+_RUN_COLUMNS = frozenset(attribute.key for attribute in Run.__mapper__.column_attrs)
+_STORED_JSON: weakref.WeakKeyDictionary[Run, tuple[str, str]] = weakref.WeakKeyDictionary()
+
+
+def stored_json(run: Run) -> tuple[str, str] | None:
+    """The JSON text of the inputs and trigger of a run created by :meth:`RunRepo.create` in this
+    process, as written to its row (None for a run read from the database)."""
+    return _STORED_JSON.get(run)
 
 
 def _run_status(status: RunStatus | str) -> str:
@@ -122,22 +133,40 @@ class RunRepo:
             number = revision
         if not 1 <= number <= pipeline.latest_revision:
             raise NotFound(f"pipeline {pipeline.name!r} has no revision {number}")
-        run = Run(
-            id=new_id(),
-            account_id=account_id,
-            pipeline_id=pipeline.id,
-            pipeline_name=pipeline.name,
-            revision=number,
-            status=_run_status(status),
-            trigger_kind=str(trigger.get("kind", "manual"))[:32],
-            trigger=trigger,
-            inputs=inputs,
-            created_at=utcnow(),
-            attempt=attempt,
-            retry_of=retry_of,
+        values: dict[str, Any] = {
+            "id": new_id(),
+            "account_id": account_id,
+            "pipeline_id": pipeline.id,
+            "pipeline_name": pipeline.name,
+            "revision": number,
+            "status": _run_status(status),
+            "trigger_kind": str(trigger.get("kind", "manual"))[:32],
+            "trigger": trigger,
+            "inputs": inputs,
+            "outputs": None,
+            "error": None,
+            "created_at": utcnow(),
+            "started_at": None,
+            "finished_at": None,
+            "attempt": attempt,
+            "retry_of": retry_of,
+            "heartbeat_at": None,
+        }
+        if _RUN_COLUMNS.difference(values):  # a column this code does not know: let the ORM insert it
+            run = Run(**{name: value for name, value in values.items() if value is not None})
+            self.session.add(run)
+            await self.session.flush()
+            return run
+        # One prepared Core INSERT (the JSON encoded once, kept for stored_json), then the object made
+        # persistent in the session as written, as a flush would have left it.
+        texts = (dumps_json(inputs), dumps_json(trigger))
+        await self.session.execute(
+            _INSERT_RUN, {**values, "inputs": EncodedJSON(texts[0]), "trigger": EncodedJSON(texts[1])}
         )
+        run = Run(**values)
+        make_transient_to_detached(run)
         self.session.add(run)
-        await self.session.flush()
+        _STORED_JSON[run] = texts
         return run
 
     async def get(self, account_id: str, run_id: str) -> Run | None:
@@ -348,4 +377,4 @@ def _step_values(step_result: StepResult, max_output_bytes: int) -> dict[str, An
     }
 
 
-__all__ = ["RunRepo", "cap_logs", "cap_output"]
+__all__ = ["RunRepo", "cap_logs", "cap_output", "stored_json"]
