@@ -264,7 +264,8 @@ class RunRepo:
         outputs would be decoded for nothing)."""
         if self.session.identity_key(Run, run_id) not in self.session.identity_map:
             prepared = _update_unfinished_statement(frozenset(values))
-            return await self.session.scalar(prepared, {"_run_id": run_id, **values}) is not None
+            result = await self.session.execute(prepared, {"_run_id": run_id, **values})
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
         statement = update(Run).where(Run.id == run_id, Run.status.in_(_UNFINISHED)).values(**values)
         run = await self.session.scalar(
             statement.returning(Run), execution_options={"populate_existing": True}
@@ -348,14 +349,14 @@ class RunRepo:
 
 @functools.lru_cache(maxsize=16)
 def _update_unfinished_statement(columns: frozenset[str]) -> Any:
-    """``UPDATE runs SET <columns> WHERE id = :_run_id AND status IN (queued, running) RETURNING id``, built
-    once per set of columns (a Core statement with bound parameters: no construct rebuilt per call)."""
+    """``UPDATE runs SET <columns> WHERE id = :_run_id AND status IN (queued, running)``, built once per set
+    of columns (a Core statement with bound parameters: no construct rebuilt per call); the row count
+    tells whether the run was updated."""
     table = cast(Table, Run.__table__)
     return (
         update(table)
         .where(table.c.id == bindparam("_run_id"), table.c.status.in_(_UNFINISHED))
         .values({name: bindparam(name) for name in sorted(columns)})
-        .returning(table.c.id)
     )
 
 
