@@ -236,3 +236,33 @@ def test_parse_url_is_remembered_and_invalid_urls_still_raise() -> None:
     assert first == httpx.URL("https://api.example.com/items/1?x=1")
     with pytest.raises(httpx.InvalidURL):
         parse_url("https://host:abc/")
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "options"),
+    [
+        ("get", "items?a=1", {"params": {"b": 2}, "headers": {"accept": "application/json"}}),
+        ("POST", "https://api.x.test/v1/x", {"json": {"a": [1, 2]}, "timeout": 3}),
+        ("put", "/y", {"content": b"abc", "headers": [("X-B", "1"), ("X-B", "2")]}),
+        ("post", "/z", {"data": {"k": "v"}}),
+        ("delete", "/w", {"timeout": httpx.Timeout(2, read=9)}),
+    ],
+)
+async def test_connector_requests_are_built_as_the_client_builds_them(
+    method: str, url: str, options: dict[str, Any]
+) -> None:
+    async with build_http_client(settings_for_tests()) as client:
+        defaults = {"X-A": "1", "Accept": "text/plain"}
+        http = ConnectorHTTP(client, base_url="https://api.x.test/v1", headers=defaults)
+        built = http.build_request(method, url, **options)
+        options = dict(options)
+        target = http.resolve_url(url)
+        params = options.pop("params", None)
+        if params:
+            target = target.copy_merge_params(params)
+        headers = {**http.headers, **dict(options.pop("headers", None) or {})}
+        expected = client.build_request(method.upper(), target, headers=headers or None, **options)
+    assert (built.method, built.url) == (expected.method, expected.url)
+    assert built.headers.multi_items() == expected.headers.multi_items()
+    assert built.extensions == expected.extensions
+    assert built.content == expected.content
