@@ -252,7 +252,7 @@ async def test_pinning_connects_to_the_checked_address_and_keeps_the_host_header
             response = await client.get(f"http://service.test:{port}/echo")
             assert response.json() == {"host": f"service.test:{port}", "peer": "127.0.0.1"}
     # Resolved once, when the (kept-alive) connection was opened, and only there.
-    assert resolver.calls == ["service.test"]  # type: ignore[attr-defined]
+    assert resolver.calls == ["service.test"]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
