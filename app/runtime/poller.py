@@ -24,7 +24,6 @@ is recorded (``last_error``, ``failures``) and the next poll waits ``every * 2^(
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import MashpipeError, StepError
 from app.pipelines.durations import parse_duration
+from app.runtime.background import BackgroundLoop
 from app.runtime.clock import Clock, SystemClock
 from app.runtime.queue import QueueClosed
 from app.runtime.service import RunService
@@ -110,8 +110,12 @@ def fresh_items(result: PollResult, seen: list[str]) -> tuple[list[Any], list[st
     return items, keys, duplicates
 
 
-class Poller:
-    """Polls the poll triggers of every account. See the module docstring."""
+class Poller(BackgroundLoop):
+    """Polls the poll triggers of every account. See the module docstring.
+
+    Stopping it: a poll in flight is abandoned (its lease expires, its state is unchanged)."""
+
+    task_name = "mashpipe-poller"
 
     def __init__(
         self,
@@ -127,28 +131,10 @@ class Poller:
         self._caller = caller
         self._settings = settings
         self.clock: Clock = clock or SystemClock()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__()
         self._slots = asyncio.Semaphore(settings.poll_concurrency)
 
     # -- the loop ---------------------------------------------------------------------------------
-
-    def wake(self) -> None:
-        """Re-read the poll triggers now."""
-        self._wake.set()
-
-    async def start(self) -> None:
-        """Start the loop in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="mashpipe-poller")
-
-    async def stop(self) -> None:
-        """Stop the loop; a poll in flight is abandoned (its lease expires, its state is unchanged)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def run(self, *, until: datetime | None = None) -> None:
         """Poll what is due, sleep until the next poll, again; forever or until the clock reaches

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import MashpipeError
 from app.pipelines.expressions import Scope, compile_value
+from app.runtime.background import BackgroundLoop
 from app.runtime.clock import Clock, SystemClock
 from app.runtime.cron import CronSchedule
 from app.runtime.queue import QueueClosed
@@ -86,8 +87,12 @@ class _Plan:
     capped: bool = False  # more missed fire times than COUNT_CAP: ``skipped`` is a lower bound
 
 
-class Scheduler:
-    """Fires the schedule triggers of every account. See the module docstring."""
+class Scheduler(BackgroundLoop):
+    """Fires the schedule triggers of every account. See the module docstring.
+
+    Stopping it: a fire in progress is rolled back or committed as a whole."""
+
+    task_name = "mashpipe-scheduler"
 
     def __init__(
         self,
@@ -101,29 +106,11 @@ class Scheduler:
         self._runs = runs
         self._settings = settings
         self.clock: Clock = clock or SystemClock()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__()
         self._schedules: dict[tuple[str, str], CronSchedule] = {}
         self._pruned_at: datetime | None = None
 
     # -- the loop ---------------------------------------------------------------------------------
-
-    def wake(self) -> None:
-        """Re-read the schedules now (one was saved in this process)."""
-        self._wake.set()
-
-    async def start(self) -> None:
-        """Start the loop in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="mashpipe-scheduler")
-
-    async def stop(self) -> None:
-        """Stop the loop (a fire in progress is rolled back or committed as a whole)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def run(self, *, until: datetime | None = None) -> None:
         """Fire what is due, sleep until the next fire time, again; forever, or until the clock
