@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -27,7 +26,15 @@ from app.sdk.pagination import Pagination
 MAX_LOG_LINES = 500
 MAX_LOG_LINE_CHARS = 2000
 REDACTED = "***"
-_LONG_NUMBER = re.compile(rb"\d{19}")
+# Bytes turned into this with ``bytes.translate`` hold a run of 19 "0" exactly where the original held a
+# run of 19 ASCII digits (what ``re.compile(rb"\d{19}").search`` finds, ~20x faster on a long body).
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def has_long_number(content: bytes) -> bool:
+    """Whether ``content`` holds 19 ASCII digits in a row (a JSON integer orjson might not keep exact)."""
+    return _NINETEEN_DIGITS in content.translate(_DIGITS_AS_ZERO)
 
 
 class StepLog:
@@ -94,7 +101,7 @@ def decode_json(response: httpx.Response) -> Any:
     content = response.content
     if not content.strip():
         return None
-    if not _LONG_NUMBER.search(content):  # orjson turns integers beyond 64 bits into floats
+    if not has_long_number(content):  # orjson turns integers beyond 64 bits into floats
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import weakref
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -94,6 +94,29 @@ def parse_url(text: str) -> httpx.URL:
     (``httpx.URL`` is immutable; an invalid URL raises ``httpx.InvalidURL`` and is not remembered.)
     """
     return httpx.URL(text)
+
+
+def _header_key(name: str | bytes) -> str:
+    return (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
+
+
+def merge_headers(base: Mapping[Any, Any], extra: Any) -> dict[Any, Any]:
+    """``base`` updated with ``extra`` (a mapping or pairs), names compared case-insensitively.
+
+    A name given in ``extra`` replaces the same header of ``base`` whatever its case (``accept``
+    replaces ``Accept``: one of them is sent, not both); the name is written as ``extra`` writes it.
+    """
+    merged = dict(base)
+    pairs = extra.items() if hasattr(extra, "items") else extra
+    keys = {_header_key(name): name for name in merged}
+    for name, value in pairs:
+        folded = _header_key(name)
+        previous = keys.get(folded)
+        if previous is not None and previous != name:
+            del merged[previous]
+        keys[folded] = name
+        merged[name] = value
+    return merged
 
 
 def build_http_client(
@@ -256,9 +279,7 @@ class ConnectorHTTP:
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Request:
         """An ``httpx.Request`` for this connector (base URL and default headers applied, no auth yet)."""
-        merged = dict(self.headers)
-        if headers:
-            merged.update(dict(headers))
+        merged = merge_headers(self.headers, headers) if headers else self.headers
         target = self.resolve_url(url)
         if params:  # merged with the URL's own query (httpx would replace it)
             target = target.copy_merge_params(params)

@@ -16,7 +16,14 @@ from aiohttp import web
 
 from app.errors import EgressDenied
 from app.sdk.errors import ConnectionFailed
-from app.sdk.http import ConnectorHTTP, OutboundClient, RefusedCookies, build_http_client, parse_url
+from app.sdk.http import (
+    ConnectorHTTP,
+    OutboundClient,
+    RefusedCookies,
+    build_http_client,
+    merge_headers,
+    parse_url,
+)
 from app.sdk.testing import settings_for_tests
 from app.security.aiohttp_transport import PinnedAiohttpTransport, to_httpx_error
 from app.security.egress import EgressPolicy, legacy_ipv4
@@ -260,7 +267,8 @@ async def test_connector_requests_are_built_as_the_client_builds_them(
         params = options.pop("params", None)
         if params:
             target = target.copy_merge_params(params)
-        headers = {**http.headers, **dict(options.pop("headers", None) or {})}
+        # (names merged case-insensitively: the request's "accept" replaces the connector's "Accept")
+        headers = merge_headers(http.headers, options.pop("headers", None) or {})
         expected = client.build_request(method.upper(), target, headers=headers or None, **options)
     assert (built.method, built.url) == (expected.method, expected.url)
     assert built.headers.multi_items() == expected.headers.multi_items()
