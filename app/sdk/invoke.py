@@ -33,7 +33,6 @@ from app.sdk.connector import Connector, Operation, Poll
 from app.sdk.context import Context, StepLog
 from app.sdk.errors import InvalidResponse
 from app.sdk.http import ConnectorHTTP, map_transport_error, merge_headers
-from app.sdk.jsonvalues import passes_unchanged
 from app.sdk.ratelimit import RateLimiter
 from app.sdk.redaction import mask_error, secret_values
 from app.sdk.retries import RetryPolicy
@@ -196,8 +195,6 @@ def type_name(annotation: Any) -> str:
 
 def _convert(operation: Operation, value: Any, what: str = "output") -> tuple[Any, Any]:
     """``value`` checked against the declared output type, and its JSON form."""
-    if passes_unchanged(operation.output_type, value):
-        return value, value  # plain JSON where any JSON is declared: the adapter would give it back equal
     try:
         checked = operation.output_adapter.validate_python(value)
         return checked, operation.output_adapter.dump_python(checked, mode="json")
