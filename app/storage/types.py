@@ -129,6 +129,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def sqlite_utc_text(value: datetime) -> str:
+    """The text a :class:`UTCDateTime` column stores on SQLite for ``value``: its UTC wall clock as
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` (what SQLAlchemy's SQLite ``DATETIME`` binds), for writers that bind
+    values themselves. Refuses naive datetimes and non-datetimes as :class:`UTCDateTime` does."""
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value.isoformat(" ", "microseconds")[:-6]  # "+00:00" dropped
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"naive datetime {value.isoformat()} refused: pass an aware datetime, e.g. datetime.now(UTC)"
+        )
+    value = value.astimezone(UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
 class SQLiteJSONText(JSON):
     """JSON kept in a ``TEXT`` column on SQLite.
 
