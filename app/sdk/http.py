@@ -30,7 +30,9 @@ from typing import Any
 import httpx
 
 from app.errors import EgressDenied, StepError, StepTimeout
+from app.sdk.auth import HeaderAuth, QueryParamAuth
 from app.sdk.cache import CACHE_EXTENSION, CACHEABLE_METHODS, HttpCache, guard_transport
+from app.sdk.direct import DirectSender, DirectStream, direct_sender
 from app.sdk.errors import ConnectionFailed, InvalidResponse, UpstreamError, describe_url, raise_for_response
 from app.sdk.ratelimit import RateLimiter
 from app.sdk.redaction import install_log_redaction, mask_error, secrets_in_scope
@@ -45,6 +47,10 @@ from app.security.egress import (
 USER_AGENT = "mashpipe/0.1 (+https://github.com/mashpipe)"
 DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30.0)
 MAX_REDIRECTS = 10
+# Auth flows that change the request once, the same way whatever the answer, and may be applied again
+# (a retry): the direct path runs them itself. Others (OAuth refresh flows, PathPrefixAuth...) go
+# through httpx's client.
+DIRECT_AUTHS: frozenset[type[httpx.Auth]] = frozenset({HeaderAuth, QueryParamAuth, httpx.BasicAuth})
 
 # The egress policy of each client built by build_http_client, for non-HTTP destinations.
 _POLICIES: weakref.WeakKeyDictionary[httpx.AsyncClient, EgressPolicy] = weakref.WeakKeyDictionary()
@@ -72,6 +78,9 @@ class RefusedCookies(httpx.Cookies):
 
 class OutboundClient(httpx.AsyncClient):
     """``httpx.AsyncClient`` whose cookie store is always a :class:`RefusedCookies` (even when assigned)."""
+
+    # Set by build_http_client when its transport allows the direct path (app.sdk.direct).
+    direct: DirectSender | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.pop("cookies", None)
@@ -153,6 +162,7 @@ def build_http_client(
         trust_env=False,
         headers={"User-Agent": USER_AGENT},
     )
+    client.direct = direct_sender(client, guard)
     _POLICIES[client] = policy
     return client
 
@@ -227,6 +237,12 @@ class ConnectorHTTP:
         self.limiter = limiter
         self._limiter_name = limiter_name
         self.headers = dict(headers or {})
+        # The direct path (app.sdk.direct) when the client has one and the auth is one it can apply.
+        direct = getattr(client, "direct", None)
+        plain_auth = auth is None or type(auth) in DIRECT_AUTHS
+        self._direct: DirectSender | None = (
+            direct if isinstance(direct, DirectSender) and plain_auth else None
+        )
 
     def resolve_url(self, url: httpx.URL | str) -> httpx.URL:
         """``url`` made absolute: relative paths are appended to the base URL (like ``httpx.AsyncClient``)."""
@@ -287,14 +303,17 @@ class ConnectorHTTP:
         if isinstance(client, OutboundClient) and not client.params:
             # What client.build_request does for an absolute URL, a client without cookies or
             # default params, and no per-request cookies: default headers merged, timeout set.
-            merged_headers = client.headers.copy()
+            # (The client's headers, less those named again, then ours: what Headers.update does.)
+            pairs: list[tuple[Any, Any]] = client.headers.raw
             if merged:
-                merged_headers.update(merged)
+                named = {_header_key(name) for name in merged}
+                pairs = [pair for pair in pairs if pair[0].decode("latin-1").lower() not in named]
+                pairs.extend(merged.items())
             chosen = client.timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
             return httpx.Request(
                 method.upper(),
                 target,
-                headers=merged_headers,
+                headers=pairs,
                 json=json,
                 content=content,
                 data=data,
@@ -316,7 +335,11 @@ class ConnectorHTTP:
         if self.limiter is not None:
             await self.limiter.acquire(what=self._limiter_name)
         auth = self.auth if self.auth is not None and self.same_origin(request.url) else None
-        if self.cache is not None and request.method in CACHEABLE_METHODS:
+        cached = self.cache is not None and request.method in CACHEABLE_METHODS
+        direct = self._direct
+        if direct is not None and not cached and not request.url.userinfo and direct.usable():
+            return await self._send_direct(direct, request, auth, follow_redirects)
+        if cached:
             request.extensions = {**request.extensions, CACHE_EXTENSION: self.cache}
         try:
             with secrets_in_scope(self.secrets):
@@ -327,6 +350,23 @@ class ConnectorHTTP:
             mapped, masked = self._mapped(exc, request.method, request.url)
             if masked:
                 raise mapped from None  # the httpx exception still names the secret
+            raise mapped from exc
+
+    async def _send_direct(
+        self, direct: DirectSender, request: httpx.Request, auth: httpx.Auth | None, follow_redirects: Any
+    ) -> httpx.Response:
+        """:meth:`_send` through the direct path: what ``client.send`` would do, without its layers."""
+        if auth is not None:  # one of DIRECT_AUTHS: its flow sets a header or a query parameter, once
+            next(auth.auth_flow(request))
+        try:
+            if not self.secrets:
+                return await direct.send(request, follow_redirects=follow_redirects)
+            with secrets_in_scope(self.secrets):
+                return await direct.send(request, follow_redirects=follow_redirects)
+        except httpx.HTTPError as exc:
+            mapped, masked = self._mapped(exc, request.method, request.url)
+            if masked:
+                raise mapped from None
             raise mapped from exc
 
     async def _send_retrying(self, request: httpx.Request, *, follow_redirects: Any) -> httpx.Response:
@@ -345,6 +385,10 @@ class ConnectorHTTP:
     async def _read(self, response: httpx.Response) -> None:
         """Read the decoded body, failing once it passes ``max_response_bytes``."""
         limit = self.max_response_bytes
+        stream = response.stream
+        if isinstance(stream, DirectStream) and stream.plain and not response.is_stream_consumed:
+            await self._read_plain(response, stream, limit)
+            return
         chunks: list[bytes] = []
         total = 0
         try:
@@ -364,6 +408,20 @@ class ConnectorHTTP:
         finally:
             await response.aclose()
         response._content = b"".join(chunks)
+
+    async def _read_plain(self, response: httpx.Response, stream: DirectStream, limit: int | None) -> None:
+        """:meth:`_read` of a direct response without ``Content-Encoding``: the bytes as they came, capped."""
+        try:
+            content = await stream.read_plain(limit)
+            response.is_stream_consumed = True
+        except httpx.HTTPError as exc:
+            mapped, masked = self._mapped(exc, response.request.method, response.request.url)
+            if masked:
+                raise mapped from None
+            raise mapped from exc
+        finally:
+            await response.aclose()
+        response._content = content
 
     async def request(
         self,

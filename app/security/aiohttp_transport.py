@@ -58,6 +58,17 @@ def to_httpx_error(exc: aiohttp.ClientError) -> httpx.TransportError:
     return httpx.TransportError(str(exc) or type(exc).__name__)  # pragma: no cover (ClientError is last)
 
 
+def response_extensions(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    """The ``httpx`` response extensions of an aiohttp response: its HTTP version and reason phrase."""
+    version = response.version
+    http_version = f"HTTP/{version.major}.{version.minor}" if version is not None else "HTTP/1.1"
+    reason = response.reason
+    extensions: dict[str, Any] = {"http_version": http_version.encode("ascii")}
+    if reason:
+        extensions["reason_phrase"] = reason.encode("latin-1", "replace")
+    return extensions
+
+
 class AiohttpResponseStream(httpx.AsyncByteStream):
     """The body of an aiohttp response, as the chunks arrive; closing it releases the connection."""
 
@@ -110,6 +121,20 @@ class PinnedAiohttpTransport(httpx.AsyncBaseTransport):
         return timeout
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.open(request)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=AiohttpResponseStream(response),
+            request=request,
+            extensions=response_extensions(response),
+        )
+
+    async def open(self, request: httpx.Request) -> aiohttp.ClientResponse:
+        """Send ``request`` and return aiohttp's response, its body unread (``httpx`` errors on failure).
+
+        What :meth:`handle_async_request` wraps; ``app.sdk.direct`` reads it without the wrapping.
+        """
         session = self._session
         if session is None:
             session = self._session = self._factory()
@@ -139,19 +164,7 @@ class PinnedAiohttpTransport(httpx.AsyncBaseTransport):
             )
         except aiohttp.ClientError as exc:
             raise to_httpx_error(exc) from exc
-        version = response.version
-        http_version = f"HTTP/{version.major}.{version.minor}" if version is not None else "HTTP/1.1"
-        reason = response.reason
-        response_extensions: dict[str, Any] = {"http_version": http_version.encode("ascii")}
-        if reason:
-            response_extensions["reason_phrase"] = reason.encode("latin-1", "replace")
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.raw_headers,
-            stream=AiohttpResponseStream(response),
-            request=request,
-            extensions=response_extensions,
-        )
+        return response
 
     async def __aenter__(self) -> Self:
         return self

@@ -327,6 +327,11 @@ def _unresolvable(host: str, why: str) -> Exception:
     return ConnectionFailed(f"cannot resolve host {host}: {why}", details={"host": host})
 
 
+def response_too_large(url: httpx.URL, limit: int) -> Exception:
+    """The ``InvalidResponse`` of a response body from ``url`` passing ``limit`` bytes."""
+    return _too_large(url, limit)
+
+
 def _too_large(url: httpx.URL, limit: int) -> Exception:
     from app.sdk.errors import InvalidResponse, describe_url  # app.sdk imports this module: import late
 
@@ -509,5 +514,6 @@ __all__: Sequence[str] = (
     "aiohttp_transport",
     "classify",
     "parse_ip",
+    "response_too_large",
     "system_resolver",
 )

@@ -1,0 +1,218 @@
+"""The direct path of a connector request: straight to the pinned aiohttp session, every check kept.
+
+``ConnectorHTTP`` (``ctx.http``, ``ctx.request_json``) sends through ``httpx.AsyncClient.send`` in
+general: auth flow, redirect loop, then the transport chain (opt-in cache, egress guard, aiohttp
+adapter), each layer wrapping the response stream in one more object. When the outbound client was
+built by :func:`app.sdk.http.build_http_client` over the aiohttp transport (the default settings),
+a :class:`DirectSender` sends the same ``httpx.Request`` with the same steps written out flat:
+
+* the egress guard's check of the URL (every hop, redirects included) — host names are resolved
+  and their addresses checked at connect time by the session's guarded resolver (pinned: no DNS
+  rebinding between check and connect), exactly as through the transport;
+* the declared ``Content-Length`` refused above ``max_response_bytes`` before reading, and the body
+  capped while it streams (:class:`DirectStream`); a ``Content-Encoding`` is decoded by httpx's own
+  decoders with the decoded size capped by the caller, so a decompression bomb stops at the limit;
+* redirects followed as ``httpx`` follows them (its own ``_build_redirect_request``: method, URL,
+  headers — ``Authorization`` dropped on another origin — and body), at most ``max_redirects`` hops;
+* aiohttp errors turned into the ``httpx`` exceptions the transport raises, so
+  :func:`app.sdk.http.map_transport_error` gives the same typed step errors;
+* httpx's ``HTTP Request: ...`` log line, when its logger is enabled (secrets masked by the caller's
+  :func:`~app.sdk.redaction.secrets_in_scope`).
+
+What it leaves to the general path (``ConnectorHTTP`` decides, see ``_direct_sender``): an ``httpx.Auth``
+flow other than a plain header, a request marked for the cache, a client with event hooks, a closed
+client, and any client over another transport (the httpx one, respx mocks, tests' transports).
+The response is an ``httpx.Response`` like the general path's (status, headers, request, history,
+extensions, ``elapsed``), its body read by ``ConnectorHTTP`` through :meth:`DirectStream.read_plain`
+when it has no ``Content-Encoding``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import httpx
+
+from app.security.aiohttp_transport import (
+    READ_CHUNK,
+    PinnedAiohttpTransport,
+    response_extensions,
+    to_httpx_error,
+)
+from app.security.egress import EgressGuardTransport, response_too_large
+
+_HTTPX_LOGGER = logging.getLogger("httpx")
+
+
+class DirectStream(httpx.AsyncByteStream):
+    """The body of an aiohttp response as an httpx stream, capped at ``limit`` bytes as it arrives.
+
+    Iterating it is what the egress guard's capped stream over the aiohttp adapter gives;
+    :meth:`read_plain` reads it all at once (a body without ``Content-Encoding``). Closing it releases
+    the connection and sets the response's ``elapsed`` (as httpx does when a response is closed).
+    """
+
+    def __init__(self, raw: aiohttp.ClientResponse, limit: int | None, url: httpx.URL, start: float) -> None:
+        self._raw = raw
+        self._limit = limit
+        self._url = url
+        self._start = start
+        self._response: weakref.ReferenceType[httpx.Response] | None = None
+        self.plain = "Content-Encoding" not in raw.headers  # read as is: no decoder would change it
+
+    def bind(self, response: httpx.Response) -> None:
+        """The response this stream belongs to (its ``elapsed`` is set on close)."""
+        self._response = weakref.ref(response)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        content = self._raw.content
+        limit = self._limit
+        total = 0
+        try:
+            while True:
+                chunk = await content.read(READ_CHUNK)
+                if not chunk:
+                    return
+                total += len(chunk)
+                if limit is not None and total > limit:
+                    raise response_too_large(self._url, limit)
+                yield chunk
+        except aiohttp.ClientError as exc:
+            raise to_httpx_error(exc) from exc
+
+    async def read_plain(self, limit: int | None) -> bytes:
+        """The whole body, undecoded (for a response without ``Content-Encoding``), at most ``limit`` bytes.
+
+        Past this stream's cap (the guard's) or past ``limit`` (the caller's), ``InvalidResponse``;
+        the checks come in the general path's order: the guard's cap first.
+        """
+        content = self._raw.content
+        cap = self._limit
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            while True:
+                chunk = await content.read(READ_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if cap is not None and total > cap:
+                    raise response_too_large(self._url, cap)
+                if limit is not None and total > limit:
+                    raise response_too_large(self._url, limit)
+                chunks.append(chunk)
+        except aiohttp.ClientError as exc:
+            raise to_httpx_error(exc) from exc
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def aclose(self) -> None:
+        response = self._response() if self._response is not None else None
+        if response is not None:
+            response.elapsed = datetime.timedelta(seconds=time.perf_counter() - self._start)
+        try:
+            await self._raw.__aexit__(None, None, None)
+        except aiohttp.ClientError as exc:
+            raise to_httpx_error(exc) from exc
+
+
+class DirectSender:
+    """Sends ``httpx`` requests through a client's guard and pinned aiohttp transport, not the client."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, guard: EgressGuardTransport, transport: PinnedAiohttpTransport
+    ) -> None:
+        self._client = weakref.ref(client)  # the client owns this sender: no cycle keeping it alive
+        self.guard = guard
+        self.transport = transport
+        self.max_redirects = client.max_redirects
+        self.follow_redirects = client.follow_redirects
+
+    def usable(self) -> bool:
+        """Whether the client is open and adds nothing the direct path skips (event hooks)."""
+        client = self._client()
+        if client is None or client.is_closed:
+            return False
+        hooks = client.event_hooks
+        return not hooks["request"] and not hooks["response"]
+
+    async def send(self, request: httpx.Request, *, follow_redirects: Any) -> httpx.Response:
+        """What ``client.send(request, stream=True, follow_redirects=...)`` does without auth (see module)."""
+        follow = (
+            self.follow_redirects if follow_redirects is httpx.USE_CLIENT_DEFAULT else bool(follow_redirects)
+        )
+        history: list[httpx.Response] = []
+        while True:
+            if len(history) > self.max_redirects:
+                raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
+            response = await self._send_single(request)
+            try:
+                response.history = list(history)
+                if not response.has_redirect_location:
+                    return response
+                client = self._client()
+                if client is None:
+                    raise RuntimeError("the outbound client is gone")
+                request = client._build_redirect_request(request, response)
+                history = [*history, response]
+                if follow:
+                    await response.aread()
+                else:
+                    response.next_request = request
+                    return response
+            except BaseException:
+                await response.aclose()
+                raise
+
+    async def _send_single(self, request: httpx.Request) -> httpx.Response:
+        start = time.perf_counter()
+        guard = self.guard
+        await guard.policy.check_request_url(request.url, resolve=guard.resolve_hostnames)
+        raw = await self.transport.open(request)
+        limit = guard.max_response_bytes
+        if limit is not None:
+            declared = ", ".join(raw.headers.getall("Content-Length", ()))
+            if declared.isdigit() and int(declared) > limit:
+                await _release(raw)
+                raise response_too_large(request.url, limit)
+        stream = DirectStream(raw, limit, request.url, start)
+        response = httpx.Response(
+            status_code=raw.status,
+            headers=raw.raw_headers,
+            stream=stream,
+            request=request,
+            extensions=response_extensions(raw),
+        )
+        stream.bind(response)
+        if _HTTPX_LOGGER.isEnabledFor(logging.INFO):
+            _HTTPX_LOGGER.info(
+                'HTTP Request: %s %s "%s %d %s"',
+                request.method,
+                request.url,
+                response.http_version,
+                response.status_code,
+                response.reason_phrase,
+            )
+        return response
+
+
+async def _release(raw: aiohttp.ClientResponse) -> None:
+    try:
+        await raw.__aexit__(None, None, None)
+    except aiohttp.ClientError as exc:
+        raise to_httpx_error(exc) from exc
+
+
+def direct_sender(client: httpx.AsyncClient, guard: httpx.AsyncBaseTransport) -> DirectSender | None:
+    """A :class:`DirectSender` for ``client`` when its transport is the guard over the aiohttp one."""
+    if not isinstance(guard, EgressGuardTransport):
+        return None
+    inner = guard.inner
+    if type(inner) is not PinnedAiohttpTransport:
+        return None
+    return DirectSender(client, guard, inner)
