@@ -258,29 +258,6 @@ class RunWrites:
         )
         return EncodedRun(run.id, row, steps)
 
-    async def _insert_sqlite(
-        self, connection: AsyncConnection, run_rows: list[Any], step_rows: list[Any]
-    ) -> None:
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection  # an aiosqlite.Connection
-        queue_call = getattr(driver, "_execute", None)  # runs a function in the connection's thread
-        try:
-            sync = driver._conn  # the sqlite3 connection (private to aiosqlite, as SQLAlchemy uses it)
-        except (AttributeError, ValueError):
-            sync = None
-        if callable(queue_call) and isinstance(sync, sqlite3.Connection):
-            await queue_call(_insert_batch, sync, run_rows, step_rows)  # one thread hop
-            return
-        # aiosqlite without those internals: its public API (one thread hop per statement).
-        try:
-            await driver.executemany(SQLITE_INSERT_RUNS, run_rows)
-            if step_rows:
-                await driver.executemany(SQLITE_INSERT_STEPS, step_rows)
-            await driver.commit()
-        except BaseException:
-            await driver.rollback()
-            raise
-
     # -- other databases: Core INSERTs with SQLAlchemy's bind processing ------------------------------
 
     def _encode_core(self, run: FinishedRun) -> EncodedRun:
@@ -324,20 +301,15 @@ class RunWrites:
         }
         return EncodedRun(run.id, row, steps)
 
-    async def _insert_core(self, run_rows: list[Any], step_rows: list[Any]) -> None:
-        async with self._db.session() as session:
-            await session.execute(_INSERT_RUNS, run_rows)
-            if step_rows:
-                await session.execute(_INSERT_STEPS, step_rows)
-            await session.commit()
-
 
 class BatchWriter:
     """Writes batches of encoded runs, one transaction each (see :meth:`RunWrites.writer`)."""
 
     def __init__(self, writes: RunWrites) -> None:
-        self._writes = writes
+        self._db = writes._db
+        self._fast = writes.fast
         self._connection: AsyncConnection | None = None
+        self._driver: Any = None  # the aiosqlite.Connection of the pooled connection held
 
     async def __aenter__(self) -> BatchWriter:
         return self
@@ -349,25 +321,53 @@ class BatchWriter:
         """Insert the runs and their steps in ONE transaction (nothing written when it raises)."""
         if not runs:
             return
-        writes = self._writes
         run_rows = [run.run for run in runs]
         step_rows = [row for run in runs for row in run.steps]
-        if not writes.fast:
-            await writes._insert_core(run_rows, step_rows)
+        if not self._fast:
+            await self._insert_core(run_rows, step_rows)
             return
-        if self._connection is None:
-            self._connection = await writes._db.engine.connect()
         try:
-            await writes._insert_sqlite(self._connection, run_rows, step_rows)
+            await self._insert_sqlite(run_rows, step_rows)
         except BaseException:
             await self.release()  # the next batch takes a fresh connection
             raise
 
     async def release(self) -> None:
         """Give the connection back to the pool (if one is held)."""
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._driver = self._connection, None, None
         if connection is not None:
             await connection.close()
+
+    async def _insert_sqlite(self, run_rows: list[Any], step_rows: list[Any]) -> None:
+        if self._connection is None:
+            self._connection = await self._db.engine.connect()
+            raw = await self._connection.get_raw_connection()
+            self._driver = raw.driver_connection  # an aiosqlite.Connection
+        driver = self._driver
+        queue_call = getattr(driver, "_execute", None)  # runs a function in the connection's thread
+        try:
+            sync = driver._conn  # the sqlite3 connection (private to aiosqlite, as SQLAlchemy uses it)
+        except (AttributeError, ValueError):
+            sync = None
+        if callable(queue_call) and isinstance(sync, sqlite3.Connection):
+            await queue_call(_insert_batch, sync, run_rows, step_rows)  # one thread hop
+            return
+        # aiosqlite without those internals: its public API (one thread hop per statement).
+        try:
+            await driver.executemany(SQLITE_INSERT_RUNS, run_rows)
+            if step_rows:
+                await driver.executemany(SQLITE_INSERT_STEPS, step_rows)
+            await driver.commit()
+        except BaseException:
+            await driver.rollback()
+            raise
+
+    async def _insert_core(self, run_rows: list[Any], step_rows: list[Any]) -> None:
+        async with self._db.session() as session:
+            await session.execute(_INSERT_RUNS, run_rows)
+            if step_rows:
+                await session.execute(_INSERT_STEPS, step_rows)
+            await session.commit()
 
 
 def _insert_batch(connection: sqlite3.Connection, run_rows: list[Any], step_rows: list[Any]) -> None:
@@ -449,7 +449,10 @@ def _table_matches(table: Table) -> bool:
     return set(expected) <= set(table.columns.keys())
 
 
-_SAMPLE_TIME = datetime(2024, 2, 29, 23, 59, 58, 7, tzinfo=UTC)
+_SAMPLE_TIMES = (
+    datetime(2024, 2, 29, 23, 59, 58, 7, tzinfo=UTC),
+    datetime(2024, 3, 1, 0, 0, tzinfo=UTC),  # no microseconds: still written with ".000000"
+)
 _SAMPLE_JSON: Any = {"a": [1, 2.5, "é", None, True], "b": {"c": "\u2028"}}
 
 
@@ -464,16 +467,11 @@ def sqlite_rows_match(db: Database) -> bool:
         process = column.type.dialect_impl(dialect).bind_processor(dialect)
         return value if process is None else process(value)
 
-    bound_time = bound(_RUNS.c.created_at, _SAMPLE_TIME)
+    times_match = all(bound(_RUNS.c.created_at, t) == sqlite_utc_text(t) for t in _SAMPLE_TIMES)
     bound_json = bound(_STEPS.c.output, _SAMPLE_JSON)
     bound_null = bound(_STEPS.c.output, None)
     bound_true = bound(_STEPS.c.output_truncated, True)
-    return (
-        bound_time == sqlite_utc_text(_SAMPLE_TIME)
-        and bound_json == dumps_json(_SAMPLE_JSON)
-        and bound_null is None
-        and bound_true == 1
-    )
+    return times_match and bound_json == dumps_json(_SAMPLE_JSON) and bound_null is None and bound_true == 1
 
 
 __all__ = [
