@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -373,7 +373,13 @@ class ConnectorHTTP:
         """:meth:`_send`, retried on 429/5xx/connection failures when the call has a retry budget."""
         if self.retry is None:
             return await self._send(request, follow_redirects=follow_redirects)
-        return await self.retry.send(request, lambda: self._send(request, follow_redirects=follow_redirects))
+        url = request.url
+
+        def attempt() -> Awaitable[httpx.Response]:
+            request.url = url  # as built: an auth flow's change (a path prefix) is not applied twice
+            return self._send(request, follow_redirects=follow_redirects)
+
+        return await self.retry.send(request, attempt)
 
     def _mapped(self, exc: Exception, method: str, url: httpx.URL) -> tuple[Exception, bool]:
         """The typed error of ``exc`` with the connection's secrets masked; True when some were."""
