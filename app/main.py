@@ -15,7 +15,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.api import api_router
-from app.api.apps_fast import CachedAppsMiddleware
+from app.api.apps_fast import PublishedAppsMiddleware
 from app.api.errors import install_error_handlers
 from app.api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware
 from app.api.public_limits import PublicRateLimitMiddleware
@@ -76,7 +76,7 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(CachedAppsMiddleware)  # innermost: published endpoints' cache hits skip routing
+    app.add_middleware(PublishedAppsMiddleware)  # innermost: public JSON/CSV published endpoints skip routing
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,

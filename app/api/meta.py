@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter
@@ -24,7 +25,9 @@ class Unavailable(MashpipeError):
     code = "unavailable"
 
 
+@functools.cache
 def _version() -> str:
+    """The installed package's version (read once: the metadata lookup scans the installed packages)."""
     try:
         return version("mashpipe")
     except PackageNotFoundError:
