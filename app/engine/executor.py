@@ -112,6 +112,22 @@ def _convert(value: Any) -> Any:
     return to_json_value(value)
 
 
+def _snapshot(result: StepResult) -> StepResult:
+    """A copy of a step's state for the observer (its logs copied: the step goes on appending).
+
+    Spelled out rather than ``dataclasses.replace``, which inspects the fields on every call."""
+    return StepResult(
+        result.step_id,
+        result.status,
+        result.attempts,
+        result.started_at,
+        result.finished_at,
+        result.output,
+        result.error,
+        list(result.logs),
+    )
+
+
 def _info(error: MashpipeError) -> ErrorInfo:
     return ErrorInfo(code=error.code, message=error.message, details=to_json_value(error.details))
 
@@ -148,7 +164,7 @@ class _Run:
     # ------------------------------------------------------------------ observer
 
     async def _notify(self, started: bool, result: StepResult) -> None:
-        snapshot = dataclasses.replace(result, logs=list(result.logs))
+        snapshot = _snapshot(result)
         try:
             if started:
                 await self.observer.step_started(self.request.run_id, snapshot)
@@ -353,7 +369,16 @@ class _Run:
                 return self._result(
                     RunStatus.CANCELLED, None, ErrorInfo("cancelled", "the run was cancelled")
                 )
-            for sid in [s for s in pending if self.plan.steps[s].deps <= self.results.keys()]:
+            ready = [s for s in pending if self.plan.steps[s].deps <= self.results.keys()]
+            if watcher is None and not self.running and len(ready) == 1:
+                # A lone step with nothing beside it and no cancel event to watch: run it in this task
+                # (a task and a wait per step cost more than a small step itself).
+                pending.remove(ready[0])
+                failing = await self._run_inline(ready[0])
+                if failing is not None:
+                    return await self._failed(pending, failing)
+                continue
+            for sid in ready:
                 pending.remove(sid)
                 await self._start(sid)
             if not self.running:  # unreachable for a compiled plan: every dependency finishes
@@ -373,15 +398,30 @@ class _Run:
                     if failed is None or step.position < self.plan.steps[failed.step_id].position:
                         failed = result
             if failed is not None:
-                assert failed.error is not None
-                await self._stop(pending, f"step `{failed.step_id}` failed")
-                error = ErrorInfo(
-                    code=failed.error.code,
-                    message=f"step `{failed.step_id}` failed: {failed.error.message}",
-                    details={"step_id": failed.step_id, "details": failed.error.details},
-                )
-                return self._result(RunStatus.FAILED, None, error)
+                return await self._failed(pending, failed)
         return self._outputs()
+
+    async def _run_inline(self, sid: str) -> StepResult | None:
+        """Run step ``sid`` in the current task; its result when it failed the run (``on_error: fail``)."""
+        result = StepResult(step_id=sid, status=StepStatus.RUNNING, started_at=_now())
+        await self._notify(True, result)
+        step = self.plan.steps[sid]
+        await self._run_step(step, result)
+        await self._record(result)
+        if result.status == StepStatus.FAILED and step.spec.on_error == "fail":
+            return result
+        return None
+
+    async def _failed(self, pending: list[str], failed: StepResult) -> RunResult:
+        """End the run because step ``failed`` failed: the others are cancelled or never started."""
+        assert failed.error is not None
+        await self._stop(pending, f"step `{failed.step_id}` failed")
+        error = ErrorInfo(
+            code=failed.error.code,
+            message=f"step `{failed.step_id}` failed: {failed.error.message}",
+            details={"step_id": failed.step_id, "details": failed.error.details},
+        )
+        return self._result(RunStatus.FAILED, None, error)
 
     def _outputs(self) -> RunResult:
         outputs: dict[str, Any] = {}

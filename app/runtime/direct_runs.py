@@ -16,10 +16,9 @@ holds across processes.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from app.engine.executor import execute as execute_plan
@@ -29,12 +28,11 @@ from app.runtime.output_limits import outputs_error
 from app.runtime.plans import PlanCache, revision_key
 from app.runtime.run_recorder import FinishedRun, RunRecorder
 from app.runtime.run_secrets import RunSecrets
+from app.runtime.run_values import FINISHED, error_dict, now
 from app.settings import Settings
 from app.storage.base import new_id
 
 logger = logging.getLogger("mashpipe.runtime")
-
-FINISHED = frozenset({RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,24 +46,19 @@ class DirectTarget:
 
 
 class _Steps:
-    """A run observer keeping each step's last state in memory (a copy taken at the event)."""
+    """A run observer keeping each step's last state in memory.
+
+    The engine hands every observer a copy of the step's state taken at the event (and the masking
+    observer a masked copy), so the state is kept as given."""
 
     def __init__(self) -> None:
         self.states: dict[str, StepResult] = {}
 
     async def step_started(self, run_id: str, result: StepResult) -> None:
-        self.states[result.step_id] = dataclasses.replace(result, logs=list(result.logs))
+        self.states[result.step_id] = result
 
     async def step_finished(self, run_id: str, result: StepResult) -> None:
-        self.states[result.step_id] = dataclasses.replace(result, logs=list(result.logs))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"code": code, "message": message, "details": None}
+        self.states[result.step_id] = result
 
 
 class DirectRuns:
@@ -115,7 +108,7 @@ class DirectRuns:
         inputs: dict[str, Any],
         trigger: dict[str, Any],
     ) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
-        created_at = _now()
+        created_at = now()
         observer = _Steps()
         status: str = RunStatus.FAILED.value
         outputs: dict[str, Any] | None = None
@@ -124,7 +117,7 @@ class DirectRuns:
         started_at = created_at
         try:
             async with self._slots:
-                started_at = _now()
+                started_at = now()
                 key = revision_key(target.pipeline_id, target.revision)
                 compiled = self._plans.get(key, document)
                 secrets: dict[str, str] = {}
@@ -155,11 +148,11 @@ class DirectRuns:
             if status not in FINISHED:
                 status, error = (
                     RunStatus.FAILED.value,
-                    _error("internal_error", f"the engine ended the run in state {status!r}"),
+                    error_dict("internal_error", f"the engine ended the run in state {status!r}"),
                 )
         except asyncio.CancelledError:
             status, outputs = RunStatus.FAILED.value, None
-            error = _error("interrupted", "the server stopped while the run was executing")
+            error = error_dict("interrupted", "the server stopped while the run was executing")
             recording = self._record(
                 run_id, target, inputs, trigger, observer, status, outputs, error, created_at, started_at
             )
@@ -169,7 +162,7 @@ class DirectRuns:
             with masking_scope(masker):
                 logger.exception("run %s failed with an unexpected error", run_id)
             status, outputs = RunStatus.FAILED.value, None
-            error = _error("internal_error", masker.text(f"the run failed: {type(exc).__name__}: {exc}"))
+            error = error_dict("internal_error", masker.text(f"the run failed: {type(exc).__name__}: {exc}"))
         await self._record(
             run_id, target, inputs, trigger, observer, status, outputs, error, created_at, started_at
         )
@@ -202,7 +195,7 @@ class DirectRuns:
                 error=error,
                 created_at=created_at,
                 started_at=started_at,
-                finished_at=_now(),
+                finished_at=now(),
                 steps=list(observer.states.values()),
             )
         )
