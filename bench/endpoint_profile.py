@@ -57,9 +57,11 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("queue.py", "threads (idle waits)"),
 )
 MARKERS: tuple[tuple[str, str], ...] = (
-    ("RunService.create_run", "recording the run (create_run)"),
-    ("RunService._claim", "claiming the run (_claim)"),
-    ("RunService._finish", "finishing the run (_finish)"),
+    ("RunService.create_run", "recording a queued run (create_run)"),
+    ("RunExecutor._claim", "claiming a queued run (_claim)"),
+    ("RunExecutor._finish", "finishing a queued run (_finish)"),
+    ("DirectRuns._execute", "an endpoint run executed in memory (DirectRuns)"),
+    ("RunRecorder._run", "recording endpoint runs write-behind (RunRecorder)"),
     ("execute_plan", "engine execute (steps, incl. the HTTP call)"),
     ("get_json", "the http.get_json step"),
     ("EgressGuardTransport", "egress guard transport"),
