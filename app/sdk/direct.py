@@ -19,9 +19,11 @@ a :class:`DirectSender` sends the same ``httpx.Request`` with the same steps wri
 * httpx's ``HTTP Request: ...`` log line, when its logger is enabled (secrets masked by the caller's
   :func:`~app.sdk.redaction.secrets_in_scope`).
 
-What it leaves to the general path (``ConnectorHTTP`` decides, see ``_direct_sender``): an ``httpx.Auth``
-flow other than a plain header, a request marked for the cache, a client with event hooks, a closed
-client, and any client over another transport (the httpx one, respx mocks, tests' transports).
+What it leaves to the general path (``ConnectorHTTP._send`` decides): an ``httpx.Auth`` flow other
+than one header, one query parameter or basic auth (``app.sdk.http.DIRECT_AUTHS``: an OAuth refresh or
+a path prefix goes through httpx), a URL with userinfo, a request marked for the cache, a client with
+event hooks, a closed client, and any client over another transport (the httpx one, respx mocks,
+tests' transports).
 The response is an ``httpx.Response`` like the general path's (status, headers, request, history,
 extensions, ``elapsed``), its body read by ``ConnectorHTTP`` through :meth:`DirectStream.read_plain`
 when it has no ``Content-Encoding``.
@@ -181,13 +183,17 @@ class DirectSender:
                 await _release(raw)
                 raise response_too_large(request.url, limit)
         stream = DirectStream(raw, limit, request.url, start)
-        response = httpx.Response(
-            status_code=raw.status,
-            headers=raw.raw_headers,
-            stream=stream,
-            request=request,
-            extensions=response_extensions(raw),
-        )
+        try:
+            response = httpx.Response(
+                status_code=raw.status,
+                headers=raw.raw_headers,
+                stream=stream,
+                request=request,
+                extensions=response_extensions(raw),
+            )
+        except BaseException:
+            await _release(raw)
+            raise
         stream.bind(response)
         if _HTTPX_LOGGER.isEnabledFor(logging.INFO):
             _HTTPX_LOGGER.info(
