@@ -94,27 +94,32 @@ class RunRecorder:
 
     async def _run(self) -> None:
         # One database connection for the batches written in a row: after a batch, the writer lingers
-        # (``delay`` at most) for the next run rather than giving the connection back at once.
-        async with self._writes.writer() as writer:
-            while self._pending:
-                if not self._full.is_set() and self.delay > 0 and not self._flushing:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.delay):
-                            await self._full.wait()
-                batch, self._pending = self._pending, []
-                self._in_flight = len(batch)
-                self._full.clear()
-                try:
-                    await self._write(batch, writer)
-                finally:
-                    self._in_flight = 0
-                    async with self._room:
-                        self._room.notify_all()
-                if not self._pending and self.delay > 0 and not self._flushing:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.delay):
-                            await self._wake.wait()
+        # (``delay`` at most) for the next run rather than giving the connection back at once. Giving it
+        # back waits too: runs handed over meanwhile are written by this task as well.
+        while self._pending:
+            async with self._writes.writer() as writer:
+                while self._pending:
+                    await self._next_batch(writer)
+                    if not self._pending and self.delay > 0 and not self._flushing:
+                        self._wake.clear()
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self.delay):
+                                await self._wake.wait()
+
+    async def _next_batch(self, writer: BatchWriter) -> None:
+        if not self._full.is_set() and self.delay > 0 and not self._flushing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.delay):
+                    await self._full.wait()
+        batch, self._pending = self._pending, []
+        self._in_flight = len(batch)
+        self._full.clear()
+        try:
+            await self._write(batch, writer)
+        finally:
+            self._in_flight = 0
+            async with self._room:
+                self._room.notify_all()
 
     async def _write(self, batch: list[FinishedRun], writer: BatchWriter) -> None:
         encoded: list[EncodedRun] = []

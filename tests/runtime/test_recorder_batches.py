@@ -173,3 +173,31 @@ async def test_flush_gives_the_connection_back(db: Database, save_pipeline: Any)
     assert recorder.pending == 0
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert await _count(db, StepRun) == 8
+
+
+async def test_a_run_handed_over_while_the_connection_is_given_back_is_written(
+    db: Database, save_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = await _pipeline(db, save_pipeline, "late")
+    recorder = RunRecorder(db, max_output_bytes=10_000, delay=0.01)
+    late = _run(pipeline, 2)
+    release = BatchWriter.release
+    handed: list[str] = []
+
+    async def add_then_release(self: BatchWriter) -> None:
+        if not handed:  # the first time the writer gives its connection back, a run comes in
+            handed.append(late.id)
+            await recorder.add(late)
+        await release(self)
+
+    monkeypatch.setattr(BatchWriter, "release", add_then_release)
+    await recorder.add(_run(pipeline, 1))
+
+    async def written() -> None:
+        while not handed or recorder.pending:  # given back after the linger, then the late run
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(written(), 30)  # written by the writer itself: no flush() called
+    assert handed == [late.id]
+    assert await _count(db, Run, id=late.id) == 1
+    await recorder.close()

@@ -184,10 +184,6 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def _text_or_none(value: datetime | None) -> str | None:
-    return None if value is None else sqlite_utc_text(value)
-
-
 class RunWrites:
     """Encodes finished runs and inserts them in batches (see the module). Stateless between batches."""
 
