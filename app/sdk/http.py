@@ -105,6 +105,15 @@ def parse_url(text: str) -> httpx.URL:
     return httpx.URL(text)
 
 
+@functools.lru_cache(maxsize=256)
+def _base_url(text: str) -> httpx.URL:
+    """A connector's base URL parsed, its path ending with ``/``; remembered (``httpx.URL`` is immutable)."""
+    url = httpx.URL(text)
+    if not url.raw_path.endswith(b"/"):
+        url = url.copy_with(raw_path=url.raw_path + b"/")
+    return url
+
+
 def _header_key(name: str | bytes) -> str:
     return (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
 
@@ -229,9 +238,7 @@ class ConnectorHTTP:
         self.retry = retry  # retries of idempotent requests (app.sdk.retries); None: none
         self.cache = cache  # opt-in caching of GET/HEAD answers (app.sdk.cache); None: none
         self.secrets = tuple(secrets)
-        self.base_url = httpx.URL(base_url) if base_url else None
-        if self.base_url is not None and not self.base_url.raw_path.endswith(b"/"):
-            self.base_url = self.base_url.copy_with(raw_path=self.base_url.raw_path + b"/")
+        self.base_url = _base_url(base_url) if base_url else None
         self.auth = auth
         self.max_response_bytes = max_response_bytes
         self.limiter = limiter
