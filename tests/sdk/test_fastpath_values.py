@@ -79,18 +79,19 @@ async def test_a_connector_header_and_a_request_header_are_sent_once() -> None:
 @pytest.mark.parametrize(
     ("base", "expected"),
     [
-        ("https://api.test/v1", "https://api.test/v1/"),
-        ("https://api.test/v1/", "https://api.test/v1/"),
-        ("https://api.test", "https://api.test/"),
+        ("https://api.test/v1", "https://api.test/v1/items?a=1"),
+        ("https://api.test/v1/", "https://api.test/v1/items?a=1"),
+        ("https://api.test", "https://api.test/items?a=1"),
     ],
 )
 async def test_base_urls_are_parsed_once_and_end_with_a_slash(base: str, expected: str) -> None:
     async with build_http_client(settings_for_tests()) as client:
         first = ConnectorHTTP(client, base_url=base)
         second = ConnectorHTTP(client, base_url=base)
-    assert str(first.base_url) == expected
     assert first.base_url is second.base_url
-    assert str(first.resolve_url("items?a=1")) == expected + "items?a=1"
+    assert first.base_url is not None
+    assert first.base_url.raw_path.endswith(b"/")
+    assert str(first.resolve_url("items?a=1")) == expected
 
 
 async def test_an_invalid_base_url_still_raises() -> None:
