@@ -114,6 +114,10 @@ def _base_url(text: str) -> httpx.URL:
     return url
 
 
+# Methods whose requests httpx gives a "Content-Length: 0" when they have no body.
+_SIZED = frozenset({"POST", "PUT", "PATCH"})
+
+
 def _header_key(name: str | bytes) -> str:
     return (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
 
@@ -317,6 +321,21 @@ class ConnectorHTTP:
                 pairs = [pair for pair in pairs if pair[0].decode("latin-1").lower() not in named]
                 pairs.extend(merged.items())
             chosen = client.timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
+            verb = method.upper()
+            if json is None and content is None and data is None and files is None and verb not in _SIZED:
+                # No body: httpx would add only a Host header (first), encode nothing and read b"".
+                # Built from the stream directly, the headers are normalized once instead of twice.
+                if target.host and not any(_header_key(pair[0]) == "host" for pair in pairs):
+                    pairs = [(b"Host", target.netloc), *pairs]
+                request = httpx.Request(
+                    verb,
+                    target,
+                    headers=pairs,
+                    stream=httpx.ByteStream(b""),
+                    extensions={"timeout": chosen.as_dict()},
+                )
+                request._content = b""
+                return request
             return httpx.Request(
                 method.upper(),
                 target,

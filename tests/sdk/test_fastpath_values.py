@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -98,3 +99,26 @@ async def test_an_invalid_base_url_still_raises() -> None:
     async with build_http_client(settings_for_tests()) as client:
         with pytest.raises(httpx.InvalidURL):
             ConnectorHTTP(client, base_url="https://api.test:port/")
+
+
+@pytest.mark.parametrize("method", ["get", "HEAD", "options", "DELETE", "post", "put", "patch"])
+@pytest.mark.parametrize(
+    "headers",
+    [None, {"Accept": "application/json"}, {"host": "other.test"}, [("X-A", "1"), ("x-a", "2")]],
+    ids=["none", "accept", "host", "pairs"],
+)
+async def test_requests_without_body_are_built_as_the_client_builds_them(method: str, headers: Any) -> None:
+    async with build_http_client(settings_for_tests()) as client:
+        http = ConnectorHTTP(client, base_url="https://api.test:8443/v1", headers={"X-Conn": "c"})
+        built = http.build_request(method, "items?a=1", params={"b": "2"}, headers=headers)
+        target = http.resolve_url("items?a=1").copy_merge_params({"b": "2"})
+        merged = merge_headers(http.headers, headers or {})
+        expected = client.build_request(method.upper(), target, headers=merged)
+    assert (built.method, built.url) == (expected.method, expected.url)
+    assert built.headers.multi_items() == expected.headers.multi_items()
+    assert built.headers.raw == expected.headers.raw  # names as written, in the same order
+    assert built.extensions == expected.extensions
+    assert built.content == expected.content
+    assert isinstance(built.stream, httpx.ByteStream)
+    assert isinstance(expected.stream, httpx.ByteStream)
+    assert b"".join(built.stream) == b"".join(expected.stream)
