@@ -21,8 +21,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from app.engine.compiled import Code, compile_code
 from app.engine.paths import Analysis, analyze, project, projector, read_path
-from app.engine.predicates import Fallback, compile_predicate
+from app.engine.predicates import Fallback
 from app.errors import ExpressionError
 from app.pipelines.cel_lexer import UnclosedTemplate, split_template
 from app.pipelines.expressions import (
@@ -42,7 +43,7 @@ _PER_ITEM = frozenset({"item", "index"})
 class Evaluator:
     """One bare CEL expression, compiled once; evaluated with the shortcuts of :mod:`app.engine.paths`."""
 
-    __slots__ = ("analysis", "expression", "predicate", "roots", "source")
+    __slots__ = ("analysis", "code", "expression", "roots", "source")
 
     def __init__(self, expression: Expression) -> None:
         self.expression = expression
@@ -50,8 +51,9 @@ class Evaluator:
         self.analysis: Analysis = analyze(expression.source)
         # The variables to hand to CEL: every root CEL names that the engine provides.
         self.roots = frozenset(expression.roots()) | frozenset(self.analysis.projections)
-        # A comparison of paths and literals is evaluated in Python (see app.engine.predicates).
-        self.predicate = self.analysis.path is None and compile_predicate(self.source, {}) is not None
+        # The common subset is evaluated by Python closures, CEL judging the unusual items
+        # (see app.engine.compiled); None: CEL alone.
+        self.code: Code | None = None if self.analysis.path is not None else compile_code(self.source)
 
     @classmethod
     def compile(cls, source: str) -> Evaluator:
@@ -82,6 +84,11 @@ class Evaluator:
             if root not in variables:
                 raise ExpressionError(f"`{self.source}`: `{root}` is not defined here")
             return read_path(self.source, variables[root], keys)
+        if self.code is not None:
+            try:
+                return self.code.evaluate(variables)
+            except (Fallback, RecursionError):
+                pass  # CEL's answer, or CEL's error (data nested too deep for the checks, too)
         return self.expression.evaluate(self._scope(variables))
 
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
@@ -91,9 +98,7 @@ class Evaluator:
         if path is not None:
             root, keys = path
             if root == "item":
-                if not keys:
-                    return lambda item, index: item
-                return lambda item, index: read_path(source, item, keys)
+                return _item_reader(source, keys)
             if root == "index":
                 return lambda item, index: index
             cache: list[Any] = []
@@ -105,18 +110,20 @@ class Evaluator:
 
             return constant
 
-        with_cel = self._bind_cel(variables)
-        predicate = compile_predicate(source, variables) if self.predicate else None
-        if predicate is None:
-            return with_cel
+        if self.code is None:
+            return self._bind_cel(variables)
+        compiled = self.code.bind(variables)
+        with_cel: list[ItemFn] = []  # CEL's per-item function, built when an item first needs it
 
-        def plain_or_cel(item: Any, index: int) -> Any:
+        def compiled_or_cel(item: Any, index: int) -> Any:
             try:
-                return predicate(item, index)
-            except Fallback:
-                return with_cel(item, index)
+                return compiled(item, index)
+            except (Fallback, RecursionError):
+                if not with_cel:
+                    with_cel.append(self._bind_cel(variables))
+                return with_cel[0](item, index)
 
-        return plain_or_cel
+        return compiled_or_cel
 
     def _bind_cel(self, variables: Mapping[str, Any]) -> ItemFn:
         """The per-item function through CEL: one context, ``item``/``index`` through the resolver."""
@@ -160,7 +167,47 @@ class Evaluator:
         return projected
 
 
+def _item_reader(source: str, keys: tuple[str, ...]) -> ItemFn:
+    """``item.a.b`` read with plain dict lookups; anything unusual goes through :func:`read_path`."""
+    if not keys:
+        return lambda item, index: item
+    if len(keys) == 1:
+        (key,) = keys
+
+        def read_one(item: Any, index: int) -> Any:
+            if type(item) is dict and key in item:
+                return item[key]
+            return read_path(source, item, keys)
+
+        return read_one
+
+    def read(item: Any, index: int) -> Any:
+        value = item
+        for key in keys:
+            if type(value) is dict and key in value:
+                value = value[key]
+            else:
+                return read_path(source, item, keys)
+        return value
+
+    return read
+
+
 # ----------------------------------------------------------------------------- values
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _as_json(value: Any) -> Any:
+    """:func:`to_json_value`, skipping the call for the scalars it returns unchanged."""
+    return value if type(value) in _SCALARS else to_json_value(value)
+
+
+def _text_of(value: Any) -> str:
+    """The text of an evaluated value in an interpolation: ``as_text(to_json_value(value))``."""
+    if type(value) is str:
+        return value
+    return as_text(value if type(value) in _SCALARS else to_json_value(value))
 
 
 class _Node:
@@ -215,7 +262,7 @@ class _Whole(_Node):
         fn = self.evaluator.bind(variables)
         if self.evaluator.fast:
             return fn
-        return lambda item, index: to_json_value(fn(item, index))
+        return lambda item, index: _as_json(fn(item, index))
 
 
 def as_text(value: Any) -> str:
@@ -252,16 +299,25 @@ class _Interpolated(_Node):
         return "".join(out)
 
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
-        bound = [(text, e.bind(variables), e.fast) for text, e in self.parts]
-        tail = self.tail
+        # Each value is followed by the text before the next one (the tail after the last).
+        head = self.parts[0][0]
+        following = [text for text, _ in self.parts[1:]] + [self.tail]
+        pieces = [(e.bind(variables), text) for (_, e), text in zip(self.parts, following, strict=True)]
+        if len(pieces) == 1:
+            ((only, tail),) = pieces
+
+            def render_one(item: Any, index: int) -> str:
+                value = only(item, index)
+                return head + (value if type(value) is str else _text_of(value)) + tail
+
+            return render_one
 
         def render(item: Any, index: int) -> str:
-            out: list[str] = []
-            for text, fn, fast in bound:
-                out.append(text)
+            out = [head]
+            for fn, text in pieces:
                 value = fn(item, index)
-                out.append(as_text(value if fast else to_json_value(value)))
-            out.append(tail)
+                out.append(value if type(value) is str else _text_of(value))
+                out.append(text)
             return "".join(out)
 
         return render

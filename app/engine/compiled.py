@@ -1,0 +1,547 @@
+"""CEL value expressions compiled into Python closures, with CEL as the judge of unusual items.
+
+Handing one item to CEL costs several microseconds (a ``cel.Context`` round trip and the
+conversion of values both ways). Most expressions of a pipeline are small: paths, literals,
+arithmetic, comparisons, ``upper(item.title)``, ``item.a ? x : y``. :func:`compile_code` turns the
+subset parsed by :mod:`app.engine.compiled_parse` into a :class:`Code`; ``code.bind(variables)``
+gives ``fn(item, index)`` (run-wide values are read, and run-wide sub-expressions computed, once).
+
+The contract is the one of :mod:`app.engine.predicates`: for the plain cases ``fn`` gives exactly
+CEL's answer (same value, same Python type); for anything else it raises :class:`Fallback` and
+the caller evaluates that item with CEL, so unusual results and every error message stay CEL's:
+
+* numbers: ``int`` within 64 bits (a bool is not an int), ``float``; ``+ - *`` on two ints
+  overflowing 64 bits, ``/`` and ``%`` by zero and ``INT_MIN / -1`` fall back; ``/`` truncates
+  toward zero and ``%`` takes the sign of the dividend, like CEL; int and double never mix;
+  ``float / 0.0`` and ``%`` on doubles fall back; an int of data beyond 64 bits falls back;
+* ``+`` joins two strings or two lists; ``size`` of a string counts UTF-8 bytes (as this CEL does);
+* ``==``/``!=`` compare scalars, lists and maps deeply (numbers across int and double);
+  ordering takes two numbers, two strings or two booleans; ``in`` a list or a map (string keys);
+* ``a.b``, ``a["k"]`` read keys that exist, ``a[i]`` an index within the list;
+* ``c ? a : b`` and ``&&``/``||`` take booleans and evaluate lazily, like CEL;
+* ``lower``, ``upper``, ``trim``, ``join``, ``default`` call the very same Python functions CEL
+  calls (``FUNCTIONS``), with arguments CEL would hand over unchanged; ``default(path, x)`` follows
+  the compile-time rewrite of :mod:`app.pipelines.cel_rewrite` (a missing key gives ``x``).
+
+>>> fn = compile_code('upper(item.title) + " #" + item.tag').bind({})
+>>> fn({"title": "tea", "tag": "x"}, 0)
+'TEA #x'
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from app.engine.compiled_parse import INT_MAX, INT_MIN, Node, NotSubset, parse, roots
+from app.engine.predicates import Fallback
+from app.pipelines.expressions import FUNCTIONS
+
+Fn = Callable[[Any, int], Any]
+
+_FALLBACK = Fallback()
+_UINT_END = 2**64
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_PER_ITEM = ("item", "index")
+
+
+def _fail(item: Any, index: int) -> Any:
+    raise _FALLBACK
+
+
+# ----------------------------------------------------------------------------- value checks
+
+
+def check_plain(value: Any) -> Any:
+    """``value`` when CEL would hand it back unchanged (JSON types, ints within 64 bits signed or
+    unsigned, string keys); raises :class:`Fallback` otherwise (CEL turns bigger ints into doubles)."""
+    kind = type(value)
+    if kind is str or kind is float or kind is bool or value is None:
+        return value
+    if kind is int:
+        if INT_MIN <= value < _UINT_END:
+            return value
+        raise _FALLBACK
+    if kind is list:
+        for element in value:
+            check_plain(element)
+        return value
+    if kind is dict:
+        for key, element in value.items():
+            if type(key) is not str:
+                raise _FALLBACK
+            check_plain(element)
+        return value
+    raise _FALLBACK
+
+
+def _kind(value: Any) -> str:
+    """n(umber), s(tring), b(oolean), z (null), l(ist), m(ap); Fallback for anything else."""
+    kind = type(value)
+    if kind is int:
+        if INT_MIN <= value <= INT_MAX:
+            return "n"
+        raise _FALLBACK  # unsigned or beyond: CEL's rules differ
+    if kind is float:
+        return "n"
+    if kind is str:
+        return "s"
+    if kind is bool:
+        return "b"
+    if value is None:
+        return "z"
+    if kind is list:
+        return "l"
+    if kind is dict:
+        return "m"
+    raise _FALLBACK
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """CEL's ``==``: false across kinds (numbers are one kind), deep for lists and maps."""
+    kind = _kind(a)
+    if kind != _kind(b):
+        return False
+    if kind == "l":
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b, strict=True):
+            if not _equal(x, y):
+                return False
+        return True
+    if kind == "m":
+        if len(a) != len(b):
+            return False
+        for key, x in a.items():
+            if type(key) is not str:
+                raise _FALLBACK
+            if key not in b:
+                return False
+            if not _equal(x, b[key]):
+                return False
+        return True
+    return bool(a == b)
+
+
+def _int(value: Any) -> bool:
+    """Whether ``value`` is a CEL int (a bool is not); an int of data beyond 64 bits falls back."""
+    if type(value) is not int:
+        return False
+    if INT_MIN <= value <= INT_MAX:
+        return True
+    raise _FALLBACK
+
+
+def _checked(value: int) -> int:
+    if INT_MIN <= value <= INT_MAX:
+        return value
+    raise _FALLBACK  # CEL reports the overflow
+
+
+# ----------------------------------------------------------------------------- operators
+
+
+def _add(a: Any, b: Any) -> Any:
+    kind = type(a)
+    if kind is not type(b):
+        raise _FALLBACK
+    if kind is int:
+        _int(a), _int(b)
+        return _checked(a + b)
+    if kind is str or kind is float or kind is list:
+        return a + b
+    raise _FALLBACK
+
+
+def _sub(a: Any, b: Any) -> Any:
+    kind = type(a)
+    if kind is not type(b):
+        raise _FALLBACK
+    if kind is int:
+        _int(a), _int(b)
+        return _checked(a - b)
+    if kind is float:
+        return a - b
+    raise _FALLBACK
+
+
+def _mul(a: Any, b: Any) -> Any:
+    kind = type(a)
+    if kind is not type(b):
+        raise _FALLBACK
+    if kind is int:
+        _int(a), _int(b)
+        return _checked(a * b)
+    if kind is float:
+        return a * b
+    raise _FALLBACK
+
+
+def _div(a: Any, b: Any) -> Any:
+    kind = type(a)
+    if kind is not type(b):
+        raise _FALLBACK
+    if kind is int:
+        _int(a), _int(b)
+        if b == 0 or (a == INT_MIN and b == -1):
+            raise _FALLBACK
+        quotient = abs(a) // abs(b)
+        return -quotient if (a < 0) != (b < 0) else quotient
+    if kind is float and b != 0.0:
+        return a / b
+    raise _FALLBACK  # x / 0.0 is inf or NaN in CEL: let it say so
+
+
+def _mod(a: Any, b: Any) -> Any:
+    if type(a) is not int or type(b) is not int:
+        raise _FALLBACK  # doubles have no % in CEL
+    _int(a), _int(b)
+    if b == 0 or (a == INT_MIN and b == -1):
+        raise _FALLBACK
+    remainder = abs(a) % abs(b)
+    return -remainder if a < 0 else remainder
+
+
+_ARITH: dict[str, Callable[[Any, Any], Any]] = {"+": _add, "-": _sub, "*": _mul, "/": _div, "%": _mod}
+
+
+def _negate(value: Any) -> Any:
+    kind = type(value)
+    if kind is int and _int(value) and value != INT_MIN:
+        return -value
+    if kind is float:
+        return -value
+    raise _FALLBACK
+
+
+def _order(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def ordered(a: Any, b: Any) -> bool:
+        kind = _kind(a)
+        if kind not in ("n", "s", "b") or kind != _kind(b) or a != a or b != b:
+            raise _FALLBACK  # nulls, lists, maps, mixed kinds and NaN: CEL's answer
+        return bool(compare(a, b))
+
+    return ordered
+
+
+def _contained(element: Any, container: Any) -> bool:
+    kind = type(container)
+    if kind is list:
+        for candidate in container:
+            if _equal(element, candidate):
+                return True
+        return False
+    if kind is dict and type(element) is str:
+        return element in container
+    raise _FALLBACK
+
+
+_RELATION: dict[str, Callable[[Any, Any], bool]] = {
+    "==": _equal,
+    "!=": lambda a, b: not _equal(a, b),
+    "in": _contained,
+    **{op: _order(compare) for op, compare in _ORDER.items()},
+}
+
+
+def _boolean(value: Any) -> bool:
+    if type(value) is bool:
+        return value
+    raise _FALLBACK
+
+
+def _size(value: Any) -> int:
+    kind = type(value)
+    if kind is str:
+        try:
+            return len(value.encode("utf-8"))  # this CEL counts UTF-8 bytes
+        except UnicodeEncodeError:
+            raise _FALLBACK from None
+    if kind is list or kind is dict:
+        return len(value)
+    raise _FALLBACK
+
+
+def _member(value: Any, key: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        if type(key) is str and key in value:
+            return value[key]
+    elif kind is list and _int(key) and 0 <= key < len(value):
+        return value[key]
+    raise _FALLBACK  # missing keys, null, scalars, other key types: CEL's error
+
+
+def _string_method(method: Callable[[str, str], bool]) -> Callable[[Any, Any], bool]:
+    def call(text: Any, part: Any) -> bool:
+        if type(text) is str and type(part) is str:
+            return method(text, part)
+        raise _FALLBACK
+
+    return call
+
+
+_METHODS: dict[str, Callable[[Any, Any], bool]] = {
+    "contains": _string_method(lambda text, part: part in text),
+    "startsWith": _string_method(str.startswith),
+    "endsWith": _string_method(str.endswith),
+}
+
+
+def _function(name: str) -> Callable[..., Any]:
+    function = FUNCTIONS[name]  # the very function CEL calls
+
+    def call(*args: Any) -> Any:
+        for arg in args:
+            check_plain(arg)
+        try:
+            return check_plain(function(*args))
+        except Fallback:
+            raise
+        except Exception:
+            raise _FALLBACK from None  # CEL calls it again and words the error
+
+    return call
+
+
+# ----------------------------------------------------------------------------- code generation
+
+
+def _static_path(node: Node) -> tuple[str, tuple[Any, ...]] | None:
+    """(root, keys) when ``node`` is a variable followed by literal member and index reads."""
+    keys: list[Any] = []
+    while True:
+        if node[0] == "member":
+            keys.append(node[2])
+        elif node[0] == "index" and node[2][0] == "lit" and type(node[2][1]) in (str, int):
+            keys.append(node[2][1])
+        else:
+            break
+        node = node[1]
+    if node[0] != "root":
+        return None
+    return node[1], tuple(reversed(keys))
+
+
+def _item_path(keys: tuple[Any, ...]) -> Fn:
+    if not keys:
+        return lambda item, index: item
+    if len(keys) == 1 and type(keys[0]) is str:
+        (key,) = keys
+
+        def read_one(item: Any, index: int) -> Any:
+            if type(item) is dict and key in item:
+                return item[key]
+            raise _FALLBACK
+
+        return read_one
+
+    def read(item: Any, index: int) -> Any:
+        value = item
+        for key in keys:
+            value = _member(value, key)
+        return value
+
+    return read
+
+
+class _Builder:
+    """Turns a tree into closures for one set of run-wide variables (``per_item``: item and index
+    are the arguments of the closures; otherwise they too are read from the variables)."""
+
+    def __init__(self, variables: Mapping[str, Any], per_item: bool) -> None:
+        self.variables = variables
+        self.per_item = per_item
+
+    def build(self, node: Node) -> Fn:
+        fn = self.gen(node)
+        if self.per_item and not roots(node).isdisjoint(_PER_ITEM):
+            return fn
+        try:  # the same for every item: computed once
+            value = fn(None, 0)
+        except Fallback:
+            return _fail
+        return lambda item, index: value
+
+    def gen(self, node: Node) -> Fn:
+        """The closure of ``node``."""
+        head = node[0]
+        if head == "lit":
+            value = node[1]
+            return lambda item, index: value
+        path = _static_path(node)
+        if path is not None:
+            return self.path(*path)
+        if head in ("member", "index"):
+            obj = self.build(node[1])
+            key = self.build(node[2]) if head == "index" else _constant(node[2])
+            return lambda item, index: _member(obj(item, index), key(item, index))
+        if head == "list":
+            parts = [self.build(part) for part in node[1]]
+            return lambda item, index: [fn(item, index) for fn in parts]
+        if head == "map":
+            entries = [(key, self.build(part)) for key, part in node[1]]
+            return lambda item, index: {key: fn(item, index) for key, fn in entries}
+        if head == "neg":
+            operand = self.build(node[1])
+            return lambda item, index: _negate(operand(item, index))
+        if head == "not":
+            operand = self.build(node[1])
+            return lambda item, index: not _boolean(operand(item, index))
+        if head in ("arith", "rel"):
+            op = (_ARITH if head == "arith" else _RELATION)[node[1]]
+            left, right = self.build(node[2]), self.build(node[3])
+            return lambda item, index: op(left(item, index), right(item, index))
+        if head == "and":
+            return self.logical(node, False)
+        if head == "or":
+            return self.logical(node, True)
+        if head == "cond":
+            return self.conditional(node)
+        if head == "method":
+            return self.method(node)
+        if head == "call":
+            return self.call(node)
+        if head == "safe_default":
+            return self.safe_default(node)
+        raise NotSubset  # pragma: no cover - the parser makes no other node
+
+    def path(self, root: str, keys: tuple[Any, ...]) -> Fn:
+        if self.per_item and root in _PER_ITEM:
+            if root == "index":
+                return _fail if keys else lambda item, index: index  # a member of an int: CEL's error
+            return _item_path(keys)
+        if root not in self.variables:
+            return _fail  # an undefined variable: CEL's error
+        value = self.variables[root]
+        return lambda item, index: _read_keys(value, keys)
+
+    def logical(self, node: Node, absorbing: bool) -> Fn:
+        left, right = self.build(node[1]), self.build(node[2])
+
+        def logical(item: Any, index: int) -> bool:
+            if _boolean(left(item, index)) is absorbing:
+                return absorbing
+            return _boolean(right(item, index))
+
+        return logical
+
+    def conditional(self, node: Node) -> Fn:
+        test, then, otherwise = (self.build(part) for part in node[1:])
+
+        def conditional(item: Any, index: int) -> Any:
+            if _boolean(test(item, index)):
+                return then(item, index)
+            return otherwise(item, index)
+
+        return conditional
+
+    def method(self, node: Node) -> Fn:
+        name, receiver = node[1], self.build(node[2])
+        if name == "size":
+            return lambda item, index: _size(receiver(item, index))
+        method = _METHODS[name]
+        argument = self.build(node[3][0])
+        return lambda item, index: method(receiver(item, index), argument(item, index))
+
+    def call(self, node: Node) -> Fn:
+        name, args = node[1], [self.build(arg) for arg in node[2]]
+        if name == "size":
+            (operand,) = args
+            return lambda item, index: _size(operand(item, index))
+        function = _function(name)
+        if len(args) == 1:
+            (only,) = args
+            return lambda item, index: function(only(item, index))
+        return lambda item, index: function(*[arg(item, index) for arg in args])
+
+    def safe_default(self, node: Node) -> Fn:
+        """``default(path, fallback)``: the fallback when a step of the path is missing or null."""
+        steps: list[Fn] = []
+        path = node[1]
+        while path[0] != "root":
+            steps.append(_constant(path[2]) if path[0] == "member" else self.build(path[2]))
+            path = path[1]
+        steps.reverse()
+        start = self.build(path)
+        fallback = self.build(node[2])
+
+        def safe_default(item: Any, index: int) -> Any:
+            value = start(item, index)
+            for step in steps:
+                key = step(item, index)
+                kind = type(value)
+                if kind is dict:
+                    if type(key) is not str:
+                        raise _FALLBACK
+                    if key not in value:
+                        return fallback(item, index)
+                    value = value[key]
+                elif kind is list:
+                    if not _int(key):
+                        raise _FALLBACK
+                    if not 0 <= key < len(value):
+                        return fallback(item, index)
+                    value = value[key]
+                else:
+                    check_plain(value)
+                    return fallback(item, index)  # a scalar or null on the way
+            return fallback(item, index) if value is None else value
+
+        return safe_default
+
+
+def _constant(value: Any) -> Fn:
+    return lambda item, index: value
+
+
+def _read_keys(value: Any, keys: tuple[Any, ...]) -> Any:
+    for key in keys:
+        value = _member(value, key)
+    return value
+
+
+def _may_return_data(tree: Node) -> bool:
+    """Whether the value may come from data unchecked (a path, a literal list, ``list + list``...)."""
+    head = tree[0]
+    if head in ("call", "rel", "and", "or", "not", "method", "neg"):
+        return False
+    return not (head == "arith" and tree[1] != "+")
+
+
+class Code:
+    """A compiled expression of the subset: ``bind(variables)`` gives ``fn(item, index)``."""
+
+    __slots__ = ("roots", "source", "tree")
+
+    def __init__(self, source: str, tree: Node) -> None:
+        self.source = source
+        self.tree = tree
+        self.roots = frozenset(roots(tree))
+
+    def bind(self, variables: Mapping[str, Any]) -> Fn:
+        """``fn(item, index)`` with these run-wide variables; raises :class:`Fallback` per item when
+        CEL must answer. Run-wide parts are computed here, once."""
+        fn = _Builder(variables, per_item=True).build(self.tree)
+        if not _may_return_data(self.tree):
+            return fn
+        return lambda item, index: check_plain(fn(item, index))
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """The value with every variable (``item``/``index`` included) read from ``variables``;
+        raises :class:`Fallback` when CEL must answer."""
+        return check_plain(_Builder(variables, per_item=False).build(self.tree)(None, 0))
+
+
+def compile_code(source: str) -> Code | None:
+    """The compiled form of a bare expression, or None when it is outside the subset."""
+    try:
+        return Code(source, parse(source))
+    except NotSubset:
+        return None
