@@ -48,6 +48,7 @@ class RunRecorder:
         self._full = asyncio.Event()  # write now: the buffer is full, or a flush waits
         self._wake = asyncio.Event()  # a run was handed over, or a flush/close waits (ends the linger)
         self._flushing = 0  # flush() calls waiting
+        self._closed = False  # closed: the writer no longer lingers
         self._task: asyncio.Task[None] | None = None
         self._in_flight = 0  # runs taken by the writer, not committed yet (they still use the buffer)
         self.batches = 0  # transactions written so far (for tests and measurements)
@@ -70,13 +71,15 @@ class RunRecorder:
             self._task = asyncio.create_task(self._run(), name="mashpipe-run-recorder")
 
     async def flush(self) -> None:
-        """Write every run handed over so far (returns when they are written)."""
-        if not self.pending:
+        """Write every run handed over so far (returns when they are written, and the writer has given
+        its database connection back)."""
+        if not self.pending and (self._task is None or self._task.done()):
             return
         self._flushing += 1
         try:
-            self._full.set()
-            self._wake.set()
+            if self.pending:
+                self._full.set()
+            self._wake.set()  # a writer lingering with nothing to write stops now
             while self._task is not None and not self._task.done():
                 await asyncio.shield(self._task)
             if self._pending:  # handed over while the writer was finishing
@@ -86,11 +89,10 @@ class RunRecorder:
             self._flushing -= 1
 
     async def close(self) -> None:
-        """At shutdown: write what is pending (and give the writer's database connection back)."""
+        """At shutdown: write what is pending and give the writer's database connection back (a run handed
+        over later is still written, without the writer lingering after it)."""
+        self._closed = True
         await self.flush()
-        self._wake.set()  # a writer lingering with nothing to write stops now
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
 
     async def _run(self) -> None:
         # One database connection for the batches written in a row: after a batch, the writer lingers
@@ -100,11 +102,14 @@ class RunRecorder:
             async with self._writes.writer() as writer:
                 while self._pending:
                     await self._next_batch(writer)
-                    if not self._pending and self.delay > 0 and not self._flushing:
+                    if not self._pending and self._lingers():
                         self._wake.clear()
                         with contextlib.suppress(TimeoutError):
                             async with asyncio.timeout(self.delay):
                                 await self._wake.wait()
+
+    def _lingers(self) -> bool:
+        return self.delay > 0 and not self._flushing and not self._closed
 
     async def _next_batch(self, writer: BatchWriter) -> None:
         if not self._full.is_set() and self.delay > 0 and not self._flushing:

@@ -201,3 +201,25 @@ async def test_a_run_handed_over_while_the_connection_is_given_back_is_written(
     assert handed == [late.id]
     assert await _count(db, Run, id=late.id) == 1
     await recorder.close()
+
+
+async def test_flush_ends_the_linger_and_a_closed_recorder_no_longer_lingers(
+    db: Database, save_pipeline: Any
+) -> None:
+    pipeline = await _pipeline(db, save_pipeline, "linger")
+    recorder = RunRecorder(db, max_output_bytes=10_000, max_pending=1, delay=30.0)
+    await recorder.add(_run(pipeline, 1))
+    while recorder.pending:
+        await asyncio.sleep(0.001)
+    assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]  # lingering
+    await asyncio.wait_for(recorder.flush(), 10)  # nothing pending, yet the linger ends
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    await recorder.close()
+    await recorder.add(_run(pipeline, 2))  # handed over after close: still written
+
+    async def given_back() -> None:
+        while recorder.pending or db.engine.pool.checkedout():  # type: ignore[attr-defined]
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(given_back(), 10)  # no 30 s linger after close
+    assert await _count(db, Run) == 2
