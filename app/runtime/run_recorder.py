@@ -10,7 +10,13 @@ pending. A crash loses the records of the runs not written yet (the last few mil
 their callers already had their answers (see docs/runtime.md).
 
 A batch that fails (e.g. a pipeline deleted meanwhile: its runs break the foreign key) is written again
-run by run, so only the runs that cannot be recorded are lost (and logged); a locked SQLite is retried.
+run by run (each run encoded once), so only the runs that cannot be recorded are lost (and logged); a
+locked SQLite is retried.
+
+The writer keeps one pooled database connection for the batches written in a row: after a batch it
+lingers (``delay`` at most) for the next run instead of giving the connection back (and having the pool
+reset it) at once. :meth:`RunRecorder.flush` and :meth:`RunRecorder.close` end the linger: after either,
+no connection is held.
 """
 
 from __future__ import annotations
