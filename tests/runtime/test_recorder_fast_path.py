@@ -28,7 +28,7 @@ from app.runtime.run_recorder import FinishedRun, RunRecorder
 from app.storage.base import new_id
 from app.storage.db import Database
 from app.storage.models import Pipeline, Run
-from app.storage.repositories import AccountRepo, RunRepo
+from app.storage.repositories import AccountRepo, RunRepo, run_writes
 from app.storage.repositories.run_writes import RunWrites, sqlite_rows_match
 from app.storage.types import sqlite_utc_text
 
@@ -368,3 +368,24 @@ def test_sqlite_utc_text_refuses_what_the_column_type_refuses() -> None:
         sqlite_utc_text(datetime(2026, 1, 1))
     with pytest.raises(TypeError, match="expected a datetime"):
         sqlite_utc_text("2026-01-01")  # type: ignore[arg-type]
+
+
+async def test_without_the_aiosqlite_internals_the_public_api_writes_the_same_rows(
+    pair: tuple[Database, Database, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, reference, account_id, pipeline_id = pair
+    runs = _runs(account_id, pipeline_id)
+    monkeypatch.setattr(run_writes, "thread_call", lambda driver: None)
+    writes = RunWrites(fast, max_output_bytes=2_000)
+    assert writes.fast
+    await writes.insert([writes.encode(run) for run in runs])
+    await _write_reference(reference, runs, 2_000)
+    assert _raw(tmp_path / "fast.db")[:2] == _raw(tmp_path / "ref.db")[:2]
+    # A batch that fails leaves nothing (one transaction), the connection given back.
+    again = RunWrites(fast, max_output_bytes=2_000)
+    fresh = dataclasses.replace(runs[0], id=new_id())
+    with pytest.raises(sqlite3.IntegrityError):
+        await again.insert([again.encode(fresh), again.encode(runs[1])])  # runs[1] is there already
+    async with fast.session() as session:
+        assert await session.get(Run, fresh.id) is None
+    assert fast.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

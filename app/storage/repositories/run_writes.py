@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -340,16 +340,14 @@ class BatchWriter:
             raw = await self._connection.get_raw_connection()
             self._driver = raw.driver_connection  # an aiosqlite.Connection
         driver = self._driver
-        queue_call = getattr(driver, "_execute", None)  # runs a function in the connection's thread
-        try:
-            sync = driver._conn  # the sqlite3 connection (private to aiosqlite, as SQLAlchemy uses it)
-        except (AttributeError, ValueError):
-            sync = None
-        if callable(queue_call) and isinstance(sync, sqlite3.Connection):
-            await queue_call(_insert_batch, sync, run_rows, step_rows)  # one thread hop
+        in_thread = thread_call(driver)
+        if in_thread is not None:
+            await in_thread(run_rows, step_rows)  # one thread hop
             return
         # aiosqlite without those internals: its public API (one thread hop per statement).
         try:
+            if driver.isolation_level is None:  # autocommit mode: open the transaction ourselves
+                await driver.execute("BEGIN")
             await driver.executemany(SQLITE_INSERT_RUNS, run_rows)
             if step_rows:
                 await driver.executemany(SQLITE_INSERT_STEPS, step_rows)
@@ -364,6 +362,23 @@ class BatchWriter:
             if step_rows:
                 await session.execute(_INSERT_STEPS, step_rows)
             await session.commit()
+
+
+def thread_call(driver: Any) -> Callable[[list[Any], list[Any]], Awaitable[None]] | None:
+    """How to run :func:`_insert_batch` in the thread of an aiosqlite connection, in one hop (through the
+    aiosqlite internals SQLAlchemy's dialect uses too); None when they are not there."""
+    queue_call = getattr(driver, "_execute", None)  # runs a function in the connection's thread
+    try:
+        sync = driver._conn  # the sqlite3 connection
+    except (AttributeError, ValueError):
+        return None
+    if not callable(queue_call) or not isinstance(sync, sqlite3.Connection):
+        return None
+
+    async def call(run_rows: list[Any], step_rows: list[Any]) -> None:
+        await queue_call(_insert_batch, sync, run_rows, step_rows)
+
+    return call
 
 
 def _insert_batch(connection: sqlite3.Connection, run_rows: list[Any], step_rows: list[Any]) -> None:
