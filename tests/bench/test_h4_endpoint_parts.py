@@ -290,7 +290,7 @@ def test_profile_summary() -> None:
     assert areas["SQLAlchemy"] == 0.15
     assert areas["uvicorn"] == 0.10
     markers = dict(profile.markers)  # shares of the main thread's 100 samples
-    assert markers["recording the run (create_run)"] == 0.30
+    assert markers["recording a queued run (create_run)"] == 0.30
     assert markers["engine execute (steps, incl. the HTTP call)"] == 0.50
     assert markers["the http.get_json step"] == 0.50
     assert dict(profile.threads) == {"thread (1): MainThread": 0.5, "thread (2): Thread-1": 0.5}
