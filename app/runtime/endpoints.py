@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from app.pipelines.spec import EndpointTrigger, PipelineSpec
 from app.runtime.direct_runs import DirectRuns, DirectTarget
 from app.runtime.formats import render
 from app.runtime.limits import limit_of
+from app.runtime.lookups import RememberedLookups
 from app.runtime.plans import PlanCache, revision_key
 from app.runtime.result_cache import ResultCache
 from app.runtime.service import FINISHED, RunOutcome, RunService
@@ -179,31 +179,25 @@ class EndpointService:
         self._settings = settings
         self.cache: ResultCache[Rendered] = ResultCache(settings.endpoint_cache_entries, clock=clock)
         self.clock = clock
-        self._found: OrderedDict[tuple[str, str], tuple[Published, float]] = OrderedDict()
+        self.found: RememberedLookups[tuple[str, str], Published] = RememberedLookups(
+            settings.published_lookup_ttl, settings.endpoint_cache_entries, clock=lambda: self.clock()
+        )
 
     async def find(self, account_name: str, pipeline_name: str) -> Published:
         """The published pipeline; ``NotFound`` for an unknown account or pipeline, or a pipeline without
         an ``endpoint`` trigger.
 
         A pipeline found is remembered for ``published_lookup_ttl`` seconds (no database read per
-        request); saving or deleting it through this process forgets it at once (:meth:`forget`).
+        request; concurrent requests wait for one read); saving or deleting it through this process
+        forgets it at once (:meth:`forget`).
         """
-        key = (account_name, pipeline_name)
-        found = self._found.get(key)
-        if found is not None and found[1] > self.clock():
-            return found[0]
-        published = await self._lookup(account_name, pipeline_name)
-        ttl = self._settings.published_lookup_ttl
-        if ttl > 0:
-            self._found[key] = (published, self.clock() + ttl)
-            self._found.move_to_end(key)
-            while len(self._found) > self._settings.endpoint_cache_entries:
-                self._found.popitem(last=False)
-        return published
+        return await self.found.get(
+            (account_name, pipeline_name), lambda: self._lookup(account_name, pipeline_name)
+        )
 
     def forget(self, account_name: str, pipeline_name: str) -> None:
         """Forget what :meth:`find` remembers of a pipeline (it was saved or deleted)."""
-        self._found.pop((account_name, pipeline_name), None)
+        self.found.forget((account_name, pipeline_name))
 
     async def _lookup(self, account_name: str, pipeline_name: str) -> Published:
         async with self._db.session() as session:

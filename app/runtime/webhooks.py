@@ -24,7 +24,6 @@ import functools
 import hashlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +39,7 @@ from app.pipelines.inputs import coerce_inputs
 from app.pipelines.spec import PipelineSpec, WebhookTrigger
 from app.runtime.delivery_batcher import BatcherClosed, DeliveryBatcher, NewDelivery
 from app.runtime.limits import limit_of
+from app.runtime.lookups import RememberedLookups
 from app.runtime.plans import PlanCache, revision_key
 from app.runtime.queue import QueueClosed
 from app.runtime.service import RunService
@@ -225,18 +225,18 @@ class WebhookService:
         self._clock = clock
         self._lookup_ttl = lookup_ttl
         self._max_targets = max_targets
-        self._targets: OrderedDict[str, tuple[HookTarget, float]] = OrderedDict()
+        self._targets: RememberedLookups[str, HookTarget] = RememberedLookups(lookup_ttl, max_targets)
 
     async def target(self, hook_id: str) -> HookTarget:
         """The enabled hook ``hook_id`` with its pipeline's name and latest revision (``NotFound``).
 
-        Remembered for ``lookup_ttl`` seconds (no database read per delivery); saving or deleting the
-        pipeline through this process forgets it at once (:meth:`forget_pipeline`).
+        Remembered for ``lookup_ttl`` seconds (no database read per delivery; concurrent deliveries wait
+        for one read); saving or deleting the pipeline through this process forgets it at once
+        (:meth:`forget_pipeline`).
         """
-        now = time.monotonic()
-        found = self._targets.get(hook_id)
-        if found is not None and found[1] > now:
-            return found[0]
+        return await self._targets.get(hook_id, lambda: self._load_target(hook_id))
+
+    async def _load_target(self, hook_id: str) -> HookTarget:
         async with self._db.session() as session:
             row = await HookRepo(session).target(hook_id)
             if row is None:
@@ -246,7 +246,7 @@ class WebhookService:
         webhooks = [trigger.webhook for trigger in spec.triggers if trigger.webhook is not None]
         if hook.ordinal >= len(webhooks):
             raise NotFound("no such hook")
-        target = HookTarget(
+        return HookTarget(
             hook_id=hook.id,
             account_id=hook.account_id,
             pipeline_id=pipeline.id,
@@ -254,12 +254,6 @@ class WebhookService:
             revision=pipeline.latest_revision,
             trigger=webhooks[hook.ordinal],
         )
-        if self._lookup_ttl > 0:
-            self._targets[hook_id] = (target, now + self._lookup_ttl)
-            self._targets.move_to_end(hook_id)
-            while len(self._targets) > self._max_targets:
-                self._targets.popitem(last=False)
-        return target
 
     async def aclose(self) -> None:
         """At shutdown: write the deliveries waiting for their batch (their callers get answers)."""
@@ -267,10 +261,7 @@ class WebhookService:
 
     def forget_pipeline(self, pipeline_id: str) -> None:
         """Forget the remembered hooks of a pipeline (it was saved or deleted)."""
-        for hook_id in [
-            key for key, (target, _) in self._targets.items() if target.pipeline_id == pipeline_id
-        ]:
-            del self._targets[hook_id]
+        self._targets.forget_where(lambda target: target.pipeline_id == pipeline_id)
 
     async def deliver(self, hook_id: str, delivery: Delivery) -> DeliveryOutcome:
         """Verify a call and start its run (see the module docstring).
