@@ -111,6 +111,9 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        # Forwarded headers only from the proxies the operator names (uvicorn would trust 127.0.0.1).
+        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+        forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
     )
 
 

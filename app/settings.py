@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `mashpipe serve` binds to.")
     port: int = Field(default=8000, description="Port `mashpipe serve` listens on.")
+    forwarded_allow_ips: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses of the reverse proxies `mashpipe serve` trusts for "
+            "`X-Forwarded-For`/`X-Forwarded-Proto` (`*`: any). Empty (the default): those headers are "
+            "ignored and the client is the connection's peer (rate limits are per client IP)."
+        ),
+    )
     public_url: str | None = Field(
         default=None,
         description=(

@@ -6,8 +6,8 @@ cannot hold them: :class:`PublicRateLimitMiddleware` counts each request to a pa
 id or an app's ``{account}/{name}``): one caller flooding one hook neither blocks other callers nor
 other hooks. Over the limit, the answer is 429 with ``Retry-After``, before the endpoint runs.
 
-The client IP is the connection's peer; behind a reverse proxy, run uvicorn with
-``--proxy-headers --forwarded-allow-ips=<proxy>`` so that it is the real client.
+The client IP is the connection's peer; behind a reverse proxy, set ``MASHPIPE_FORWARDED_ALLOW_IPS`` to
+the proxy's address (``mashpipe serve`` then reads ``X-Forwarded-For`` from it) so that it is the real client.
 """
 
 from __future__ import annotations

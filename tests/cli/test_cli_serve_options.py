@@ -1,0 +1,37 @@
+"""`mashpipe serve` hands uvicorn the server options of the settings (no server is started here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import uvicorn
+
+from app.cli import cli
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The keyword arguments of each `uvicorn.run` call (which does not run)."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    return calls
+
+
+def test_forwarded_headers_are_ignored_by_default(runner, cli_env, started, monkeypatch) -> None:
+    monkeypatch.delenv("MASHPIPE_FORWARDED_ALLOW_IPS", raising=False)
+    result = runner.invoke(cli, ["serve", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    (options,) = started
+    assert options["port"] == 8123
+    assert options["proxy_headers"] is False  # uvicorn's default would trust 127.0.0.1
+    assert options["access_log"] is False
+
+
+def test_forwarded_headers_are_read_from_the_named_proxies(runner, cli_env, started, monkeypatch) -> None:
+    monkeypatch.setenv("MASHPIPE_FORWARDED_ALLOW_IPS", "10.0.0.5, 10.0.0.6")
+    result = runner.invoke(cli, ["serve"])
+    assert result.exit_code == 0, result.output
+    (options,) = started
+    assert options["proxy_headers"] is True
+    assert options["forwarded_allow_ips"] == "10.0.0.5, 10.0.0.6"
