@@ -74,6 +74,10 @@ def create_app(
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # Without an OpenTelemetry SDK to report to, FastAPI would still look one up on every request.
+        telemetry=None
+        if settings.telemetry
+        else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
     app.add_middleware(PublishedAppsMiddleware)  # innermost: public JSON/CSV published endpoints skip routing

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `mashpipe serve` binds to.")
     port: int = Field(default=8000, description="Port `mashpipe serve` listens on.")
+    telemetry: bool = Field(
+        default=False,
+        description=(
+            "FastAPI's OpenTelemetry spans, metrics and logs, for an OpenTelemetry SDK configured in the "
+            "process (e.g. run under `opentelemetry-instrument`). Off: nothing is checked per request."
+        ),
+    )
     forwarded_allow_ips: str = Field(
         default="",
         description=(
