@@ -34,7 +34,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from app.engine.compiled_parse import INT_MAX, INT_MIN, Node, NotSubset, parse, roots
+from app.engine.compiled_parse import INT_MAX, INT_MIN, Node, NotSubset, children, parse, roots
 from app.engine.predicates import Fallback
 from app.pipelines.expressions import FUNCTIONS
 
@@ -126,6 +126,8 @@ def _equal(a: Any, b: Any) -> bool:
             if not _equal(x, b[key]):
                 return False
         return True
+    if kind == "n" and type(a) is not type(b):
+        return float(a) == float(b)  # CEL compares an int with a double as doubles
     return bool(a == b)
 
 
@@ -225,6 +227,8 @@ def _order(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
         kind = _kind(a)
         if kind not in ("n", "s", "b") or kind != _kind(b) or a != a or b != b:
             raise _FALLBACK  # nulls, lists, maps, mixed kinds and NaN: CEL's answer
+        if kind == "n" and type(a) is not type(b):
+            return bool(compare(float(a), float(b)))  # an int against a double: as doubles
         return bool(compare(a, b))
 
     return ordered
@@ -355,19 +359,23 @@ class _Builder:
     """Turns a tree into closures for one set of run-wide variables (``per_item``: item and index
     are the arguments of the closures; otherwise they too are read from the variables)."""
 
-    def __init__(self, variables: Mapping[str, Any], per_item: bool) -> None:
+    def __init__(self, variables: Mapping[str, Any], varying: frozenset[int]) -> None:
         self.variables = variables
-        self.per_item = per_item
+        self.per_item = bool(varying)
+        self.varying = varying  # ids of the nodes reading item or index (per_item only)
+        self.constants: dict[Fn, Any] = {}  # the closures built for values known at bind time
 
     def build(self, node: Node) -> Fn:
         fn = self.gen(node)
-        if self.per_item and not roots(node).isdisjoint(_PER_ITEM):
+        if id(node) in self.varying:
             return fn
         try:  # the same for every item: computed once
             value = fn(None, 0)
         except Fallback:
             return _fail
-        return lambda item, index: value
+        constant = _constant(value)
+        self.constants[constant] = value
+        return constant
 
     def gen(self, node: Node) -> Fn:
         """The closure of ``node``."""
@@ -394,8 +402,10 @@ class _Builder:
         if head == "not":
             operand = self.build(node[1])
             return lambda item, index: not _boolean(operand(item, index))
-        if head in ("arith", "rel"):
-            op = (_ARITH if head == "arith" else _RELATION)[node[1]]
+        if head == "rel":
+            return self.relation(node[1], self.build(node[2]), self.build(node[3]))
+        if head == "arith":
+            op = _ARITH[node[1]]
             left, right = self.build(node[2]), self.build(node[3])
             return lambda item, index: op(left(item, index), right(item, index))
         if head == "and":
@@ -421,6 +431,37 @@ class _Builder:
             return _fail  # an undefined variable: CEL's error
         value = self.variables[root]
         return lambda item, index: _read_keys(value, keys)
+
+    def relation(self, op: str, left: Fn, right: Fn) -> Fn:
+        """A relation; against a string or number known at bind time, the plain case inline."""
+        if right in self.constants and op != "in":
+            constant = self.constants[right]
+            kind = type(constant)
+            if kind is str and op in ("==", "!="):
+                equal = op == "=="
+
+                def versus_text(item: Any, index: int) -> bool:
+                    value = left(item, index)
+                    if type(value) is str:
+                        return (value == constant) is equal
+                    return _equal(value, constant) is equal
+
+                return versus_text
+            if (kind is int and INT_MIN <= constant <= INT_MAX) or (kind is float and constant == constant):
+                if op in _ORDER:
+                    compare = _ORDER[op]
+
+                    def versus_number(item: Any, index: int) -> bool:
+                        value = left(item, index)
+                        if type(value) is kind and (
+                            value == value if kind is float else INT_MIN <= value <= INT_MAX
+                        ):
+                            return compare(value, constant)
+                        return _RELATION[op](value, constant)  # mixed kinds, NaN, not a number...
+
+                    return versus_number
+        relation = _RELATION[op]
+        return lambda item, index: relation(left(item, index), right(item, index))
 
     def logical(self, node: Node, absorbing: bool) -> Fn:
         left, right = self.build(node[1]), self.build(node[2])
@@ -458,7 +499,19 @@ class _Builder:
         function = _function(name)
         if len(args) == 1:
             (only,) = args
-            return lambda item, index: function(only(item, index))
+            single = FUNCTIONS[name]
+
+            def call_one(item: Any, index: int) -> Any:
+                value = only(item, index)
+                if type(value) is not str:
+                    check_plain(value)
+                try:
+                    result = single(value)
+                except Exception:
+                    raise _FALLBACK from None  # CEL calls it again and words the error
+                return result if type(result) is str else check_plain(result)
+
+            return call_one
         return lambda item, index: function(*[arg(item, index) for arg in args])
 
     def safe_default(self, node: Node) -> Fn:
@@ -507,6 +560,22 @@ def _read_keys(value: Any, keys: tuple[Any, ...]) -> Any:
     return value
 
 
+def _varying(tree: Node) -> set[int]:
+    """The ids of the nodes of ``tree`` that read ``item`` or ``index`` (their values vary)."""
+    found: set[int] = set()
+
+    def walk(node: Node) -> bool:
+        varies = node[1] in _PER_ITEM if node[0] == "root" else False
+        for child in children(node):
+            varies = walk(child) or varies
+        if varies:
+            found.add(id(node))
+        return varies
+
+    walk(tree)
+    return found
+
+
 def _may_return_data(tree: Node) -> bool:
     """Whether the value may come from data unchecked (a path, a literal list, ``list + list``...)."""
     head = tree[0]
@@ -518,17 +587,18 @@ def _may_return_data(tree: Node) -> bool:
 class Code:
     """A compiled expression of the subset: ``bind(variables)`` gives ``fn(item, index)``."""
 
-    __slots__ = ("roots", "source", "tree")
+    __slots__ = ("roots", "source", "tree", "varying")
 
     def __init__(self, source: str, tree: Node) -> None:
         self.source = source
         self.tree = tree
         self.roots = frozenset(roots(tree))
+        self.varying = frozenset(_varying(tree))
 
     def bind(self, variables: Mapping[str, Any]) -> Fn:
         """``fn(item, index)`` with these run-wide variables; raises :class:`Fallback` per item when
         CEL must answer. Run-wide parts are computed here, once."""
-        fn = _Builder(variables, per_item=True).build(self.tree)
+        fn = _Builder(variables, self.varying).build(self.tree)
         if not _may_return_data(self.tree):
             return fn
         return lambda item, index: check_plain(fn(item, index))
@@ -536,7 +606,7 @@ class Code:
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
         """The value with every variable (``item``/``index`` included) read from ``variables``;
         raises :class:`Fallback` when CEL must answer."""
-        return check_plain(_Builder(variables, per_item=False).build(self.tree)(None, 0))
+        return check_plain(_Builder(variables, frozenset()).build(self.tree)(None, 0))
 
 
 def compile_code(source: str) -> Code | None:

@@ -300,19 +300,31 @@ def parse(source: str) -> Node:
         raise NotSubset from None
 
 
+def children(node: Node) -> list[Node]:
+    """The sub-expressions of a node."""
+    head = node[0]
+    if head in ("lit", "root"):
+        return []
+    if head == "member":
+        return [node[1]]
+    if head == "list":
+        return list(node[1])
+    if head == "map":
+        return [value for _, value in node[1]]
+    if head == "call":
+        return list(node[2])
+    if head == "method":
+        return [node[2], *node[3]]
+    if head in ("arith", "rel"):
+        return [node[2], node[3]]
+    return list(node[1:])  # index, neg, not, and, or, cond, safe_default
+
+
 def roots(node: Node) -> set[str]:
     """The variables a tree reads."""
+    if node[0] == "root":
+        return {node[1]}
     found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, tuple):
-            if value and value[0] == "root":
-                found.add(value[1])
-                return
-            if value and value[0] == "lit":
-                return
-            for part in value:
-                walk(part)
-
-    walk(node)
+    for child in children(node):
+        found |= roots(child)
     return found

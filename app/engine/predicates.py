@@ -71,6 +71,8 @@ def _equal(a: Any, b: Any) -> bool:
     kind = _kind(a)
     if kind != _kind(b):
         return False
+    if kind == "n" and type(a) is not type(b):
+        return float(a) == float(b)  # CEL compares an int with a double as doubles
     return bool(a == b)
 
 
@@ -307,6 +309,8 @@ def _relation(op: str, left: Fn, right: Fn) -> Fn:
         kind = _kind(a)
         if kind == "z" or kind != _kind(b) or a != a or b != b:  # CEL refuses to order NaN
             raise _FALLBACK
+        if kind == "n" and type(a) is not type(b):
+            return bool(compare(float(a), float(b)))  # an int against a double: as doubles
         return bool(compare(a, b))
 
     return ordered

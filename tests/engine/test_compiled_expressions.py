@@ -24,8 +24,8 @@ from app.pipelines.expressions import Expression, Scope, compile_expression, com
 
 BIG = 2**63 - 1
 SCALARS: list[Any] = [0, 1, -1, 3, -7, 2, 10, BIG, -BIG - 1, 2**63, 2**64, 2**70, 2.5, -0.0, 0.0,
-                      1e308, float("nan"), float("inf"), True, False, None, "", "a", "Ab", "é🎉",
-                      "straße", "ǅx", "  pad  "]  # fmt: skip
+                      1e308, float("nan"), float("inf"), 2**53 + 1, 2.0**53, True, False, None, "",
+                      "a", "Ab", "é🎉", "straße", "ǅx", "  pad  "]  # fmt: skip
 CONTAINERS: list[Any] = [[], [1, 2], ["a", None], [[1], {"x": 1}], {}, {"x": 1}, {"x": {"y": "z"}},
                          [2**70], {"a": [1, 2.5]}]  # fmt: skip
 PATHS = ["item.a", "item.b", "item.s", "item.l", "item.m", "item.m.x", 'item["a"]', "item.l[0]",
@@ -208,7 +208,10 @@ EDGES = [
     "item.a * 1.5", "item.a / 2.0", "item.a % 2.0", "item.a + item.a", "item.a + 'x'", "item.a + [1]",
     # relations, in, logic, ternary
     "item.a == 1", "item.a == 1.0", "item.a < 2", "item.a in [1, 'a', null]", "item.a in {'a': 1}",
-    "item.a == [1]", "item.a ? 'y' : 'n'", "item.a && true", "true || item.a", "!item.a",
+    "item.a == [1]", "item.a > 9007199254740992.0", "item.a == 9007199254740992.0",
+    "item.a < 9223372036854775807", "item.a == 9223372036854775807", "9007199254740993 <= item.a",
+    "item.a in [9007199254740992.0]", "item.a == [9007199254740992.0]", "item.a ? 'y' : 'n'",
+    "item.a && true", "true || item.a", "!item.a", "item.a < 2.5", "item.a >= -1",
     # strings and functions
     "size(item.a)", "item.a.size()", "upper(item.a)", "lower(item.a)", "trim(item.a)",
     "join(item.a)", "join(item.a, '/')", "default(item.a, 'd')", "default(item.a.b, 'd')",
@@ -216,7 +219,8 @@ EDGES = [
     "item.a[0]", "[item.a, index]", "{'v': item.a}",
 ]  # fmt: skip
 EDGE_VALUES: list[Any] = [*SCALARS, *CONTAINERS, -3, 7, "abc", [0, 1], ["a", "b"], {"x": None},
-                          {"b": 1}, {"b": None}, {"b": {"c": 1}}, [None]]  # fmt: skip
+                          {"b": 1}, {"b": None}, {"b": {"c": 1}}, [None], 2**53 + 1, 2.0**53, 2.0**63,
+                          [2**53 + 1]]  # fmt: skip
 
 
 @pytest.mark.parametrize("source", EDGES)
