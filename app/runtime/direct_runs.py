@@ -16,6 +16,7 @@ holds across processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,8 @@ from app.settings import Settings
 from app.storage.base import new_id
 
 logger = logging.getLogger("mashpipe.runtime")
+
+_NO_SECRETS = Masker()  # masks nothing (a run without secrets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +116,7 @@ class DirectRuns:
         status: str = RunStatus.FAILED.value
         outputs: dict[str, Any] | None = None
         error: dict[str, Any] | None = None
-        masker = Masker()
+        masker = _NO_SECRETS
         started_at = created_at
         try:
             async with self._slots:
@@ -132,7 +135,7 @@ class DirectRuns:
                     started_at=started_at,
                 )
                 caller: OperationCaller = self._caller_for(target.account_id)
-                with masking_scope(masker):
+                with masking_scope(masker) if masker else contextlib.nullcontext():
                     result = await execute_plan(
                         compiled.plan,
                         request,
