@@ -205,9 +205,10 @@ def _as_json(value: Any) -> Any:
 
 def _text_of(value: Any) -> str:
     """The text of an evaluated value in an interpolation: ``as_text(to_json_value(value))``."""
-    if type(value) is str:
-        return value
-    return as_text(value if type(value) in _SCALARS else to_json_value(value))
+    kind = type(value)
+    if kind is str or kind is int or kind is float:
+        return str(value)
+    return as_text(value if kind in _SCALARS else to_json_value(value))
 
 
 class _Node:
@@ -259,10 +260,26 @@ class _Whole(_Node):
         return _json(self.evaluator.evaluate(variables), self.evaluator)
 
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
-        fn = self.evaluator.bind(variables)
-        if self.evaluator.fast:
-            return fn
-        return lambda item, index: _as_json(fn(item, index))
+        evaluator = self.evaluator
+        if evaluator.fast:
+            return evaluator.bind(variables)
+        if evaluator.code is None:
+            fn = evaluator.bind(variables)
+            return lambda item, index: _as_json(fn(item, index))
+        # Evaluator.bind's compiled path and the JSON conversion in one function (no extra calls).
+        compiled = evaluator.code.bind(variables)
+        with_cel: list[ItemFn] = []
+
+        def whole(item: Any, index: int) -> Any:
+            try:
+                value = compiled(item, index)
+            except (Fallback, RecursionError):
+                if not with_cel:
+                    with_cel.append(evaluator._bind_cel(variables))
+                value = with_cel[0](item, index)
+            return value if type(value) in _SCALARS else to_json_value(value)
+
+        return whole
 
 
 def as_text(value: Any) -> str:
@@ -311,14 +328,22 @@ class _Interpolated(_Node):
                 return head + (value if type(value) is str else _text_of(value)) + tail
 
             return render_one
+        if len(pieces) == 2:
+            (first, middle), (second, tail) = pieces
+
+            def render_two(item: Any, index: int) -> str:
+                a, b = first(item, index), second(item, index)
+                a = a if type(a) is str else _text_of(a)
+                return head + a + middle + (b if type(b) is str else _text_of(b)) + tail
+
+            return render_two
 
         def render(item: Any, index: int) -> str:
-            out = [head]
+            out = head
             for fn, text in pieces:
                 value = fn(item, index)
-                out.append(value if type(value) is str else _text_of(value))
-                out.append(text)
-            return "".join(out)
+                out += (value if type(value) is str else _text_of(value)) + text
+            return out
 
         return render
 
@@ -336,8 +361,21 @@ class _Dict(_Node):
         return {key: node.evaluate(variables) for key, node in self.parts}
 
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
-        bound = [(key, node.bind(variables)) for key, node in self.parts]
-        return lambda item, index: {key: fn(item, index) for key, fn in bound}
+        # A field that is exactly ``${{ item.name }}`` is read here when ``item`` has the key
+        # (what its evaluator would do); every other case calls the field's function, in order.
+        fields = [(key, _item_key(node), node.bind(variables)) for key, node in self.parts]
+
+        def build(item: Any, index: int) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            plain = type(item) is dict
+            for key, name, fn in fields:
+                if plain and name is not None and name in item:
+                    out[key] = item[name]
+                else:
+                    out[key] = fn(item, index)
+            return out
+
+        return build
 
 
 class _List(_Node):
@@ -354,7 +392,23 @@ class _List(_Node):
 
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
         bound = [node.bind(variables) for node in self.nodes]
-        return lambda item, index: [fn(item, index) for fn in bound]
+
+        def build(item: Any, index: int) -> list[Any]:
+            out: list[Any] = []
+            for fn in bound:
+                out.append(fn(item, index))
+            return out
+
+        return build
+
+
+def _item_key(node: _Node) -> str | None:
+    """``name`` when the node is exactly ``${{ item.name }}`` (a pure path of one key), else None."""
+    if isinstance(node, _Whole) and node.evaluator.analysis.path is not None:
+        root, keys = node.evaluator.analysis.path
+        if root == "item" and len(keys) == 1:
+            return keys[0]
+    return None
 
 
 def _compile_string(raw: str) -> _Node:

@@ -377,3 +377,39 @@ def test_data_nested_too_deep_for_the_checks_goes_to_cel() -> None:
     while type(a) is list and type(b) is list and len(a) == len(b) == 1:
         a, b = a[0], b[0]
     assert a == b == 1
+
+
+def _field_by_field(raw: dict[str, Any], variables: dict[str, Any], item: Any, index: int) -> Any:
+    """The dict a ``to:`` gives, built field after field by CEL alone (the first error wins)."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        reference = ValueTemplate(value)
+        for evaluator in reference.evaluators():
+            evaluator.code = None
+        out[key] = reference.bind(variables)(item, index)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_dict_templates_agree_field_by_field(seed: int) -> None:
+    rng = random.Random(200 + seed)
+    raw = {
+        "a": "${{ item.a }}",
+        "m": "${{ item.m }}",
+        "e": "${{ item.nope }}",
+        "x": "${{ upper(item.s) }}",
+        "t": "${{ item.s }} (${{ item.a }} points)",
+        "n": ["${{ item['b'] }}", "${{ index * 2 }}"],
+    }
+    for keys in (("a", "m", "x", "t", "n"), ("x", "a", "e", "t"), ("a",)):
+        subset = {key: raw[key] for key in keys}
+        template = ValueTemplate(subset)
+        variables = rng.choice(VARIABLES)
+        fn = template.bind(variables)
+        for index in range(40):
+            item = _item(rng)
+            ours = _outcome(lambda: fn(item, index))  # noqa: B023
+            cel = _outcome(lambda: _field_by_field(subset, variables, item, index))  # noqa: B023
+            assert _agree(ours, cel), (keys, item, ours, cel)
+            if ours[0] == "value":
+                assert list(ours[1]) == list(keys)
