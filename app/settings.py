@@ -108,6 +108,16 @@ class Settings(BaseSettings):
     step_output_max_bytes: int = Field(
         default=262_144, description="Step outputs larger than this (as JSON) are stored truncated."
     )
+    endpoint_step_output_max_bytes: int = Field(
+        default=256,
+        ge=0,
+        description=(
+            "Step outputs of SUCCEEDED published-endpoint runs larger than this (as JSON) are stored as a "
+            "truncated preview (`{truncated, size, preview}`); failed endpoint runs and all other runs keep "
+            "them up to MASHPIPE_STEP_OUTPUT_MAX_BYTES. An endpoint answering hundreds of calls a second "
+            "would otherwise store every intermediate list of every call."
+        ),
+    )
     run_outputs_max_bytes: int = Field(
         default=1_048_576,
         ge=1,

@@ -200,6 +200,12 @@ class DirectRuns:
                 started_at=started_at,
                 finished_at=now(),
                 steps=list(observer.states.values()),
+                # A succeeded endpoint run keeps a preview of its step outputs (see the settings).
+                step_output_max_bytes=(
+                    self._settings.endpoint_step_output_max_bytes
+                    if status == RunStatus.SUCCEEDED.value
+                    else None
+                ),
             )
         )
 

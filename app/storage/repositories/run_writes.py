@@ -108,6 +108,13 @@ class FinishedRun:
     started_at: datetime
     finished_at: datetime
     steps: Sequence[StepResult]
+    step_output_max_bytes: int | None = None
+    """A lower cap than the recorder's for this run's step outputs (None: the recorder's cap)."""
+
+
+def _step_cap(run: FinishedRun, default: int) -> int:
+    cap = run.step_output_max_bytes
+    return default if cap is None else min(cap, default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +220,7 @@ class RunWrites:
     # -- SQLite: driver values, one executemany per table in the connection's thread -----------------
 
     def _encode_sqlite(self, run: FinishedRun) -> EncodedRun:
-        max_bytes = self._max_output_bytes
+        max_bytes = _step_cap(run, self._max_output_bytes)
         steps = []
         for step in _last_states(run.steps):
             output, truncated = _output_text(step.output, max_bytes)
@@ -257,7 +264,7 @@ class RunWrites:
     # -- other databases: Core INSERTs with SQLAlchemy's bind processing ------------------------------
 
     def _encode_core(self, run: FinishedRun) -> EncodedRun:
-        max_bytes = self._max_output_bytes
+        max_bytes = _step_cap(run, self._max_output_bytes)
         steps = []
         for step in _last_states(run.steps):
             output, truncated = _output_text(step.output, max_bytes)
