@@ -359,23 +359,40 @@ class _Builder:
     """Turns a tree into closures for one set of run-wide variables (``per_item``: item and index
     are the arguments of the closures; otherwise they too are read from the variables)."""
 
-    def __init__(self, variables: Mapping[str, Any], varying: frozenset[int]) -> None:
+    def __init__(self, variables: Mapping[str, Any], code: Code | None = None) -> None:
         self.variables = variables
-        self.per_item = bool(varying)
-        self.varying = varying  # ids of the nodes reading item or index (per_item only)
+        self.per_item = code is not None
+        # ids of the nodes reading item or index, of those reading no other variable (their
+        # closures serve every bind: kept in ``shared``); empty for a run-wide evaluation.
+        self.varying = code.varying if code is not None else frozenset()
+        self.independent = code.independent if code is not None else frozenset()
+        self.shared: dict[int, tuple[Fn, bool, Any]] = code.shared if code is not None else {}
         self.constants: dict[Fn, Any] = {}  # the closures built for values known at bind time
 
     def build(self, node: Node) -> Fn:
-        fn = self.gen(node)
-        if id(node) in self.varying:
+        key = id(node)
+        shared = key in self.independent
+        if shared and key in self.shared:
+            fn, known, value = self.shared[key]
+            if known:
+                self.constants[fn] = value
             return fn
-        try:  # the same for every item: computed once
-            value = fn(None, 0)
-        except Fallback:
-            return _fail
-        constant = _constant(value)
-        self.constants[constant] = value
-        return constant
+        fn = self.gen(node)
+        entry: tuple[Fn, bool, Any] = (fn, False, None)
+        if key not in self.varying:
+            try:  # the same for every item: computed once
+                value = fn(None, 0)
+            except Fallback:
+                entry = (_fail, False, None)
+            else:
+                if type(value) is list or type(value) is dict:
+                    # Literal lists and maps stay new objects on every evaluation, as CEL's are.
+                    return fn if node[0] in ("list", "map") else _constant(value)
+                entry = (_constant(value), True, value)
+                self.constants[entry[0]] = value
+        if shared:
+            self.shared[key] = entry
+        return entry[0]
 
     def gen(self, node: Node) -> Fn:
         """The closure of ``node``."""
@@ -576,6 +593,22 @@ def _varying(tree: Node) -> set[int]:
     return found
 
 
+def _independent(tree: Node) -> set[int]:
+    """The ids of the nodes of ``tree`` that read no variable but ``item`` and ``index``."""
+    found: set[int] = set()
+
+    def walk(node: Node) -> bool:
+        alone = node[1] in _PER_ITEM if node[0] == "root" else True
+        for child in children(node):
+            alone = walk(child) and alone
+        if alone:
+            found.add(id(node))
+        return alone
+
+    walk(tree)
+    return found
+
+
 def _may_return_data(tree: Node) -> bool:
     """Whether the value may come from data unchecked (a path, a literal list, ``list + list``...)."""
     head = tree[0]
@@ -587,18 +620,20 @@ def _may_return_data(tree: Node) -> bool:
 class Code:
     """A compiled expression of the subset: ``bind(variables)`` gives ``fn(item, index)``."""
 
-    __slots__ = ("roots", "source", "tree", "varying")
+    __slots__ = ("independent", "roots", "shared", "source", "tree", "varying")
 
     def __init__(self, source: str, tree: Node) -> None:
         self.source = source
         self.tree = tree
         self.roots = frozenset(roots(tree))
         self.varying = frozenset(_varying(tree))
+        self.independent = frozenset(_independent(tree))
+        self.shared: dict[int, tuple[Fn, bool, Any]] = {}  # closures that serve every bind
 
     def bind(self, variables: Mapping[str, Any]) -> Fn:
         """``fn(item, index)`` with these run-wide variables; raises :class:`Fallback` per item when
         CEL must answer. Run-wide parts are computed here, once."""
-        fn = _Builder(variables, self.varying).build(self.tree)
+        fn = _Builder(variables, self).build(self.tree)
         if not _may_return_data(self.tree):
             return fn
         return lambda item, index: check_plain(fn(item, index))
@@ -606,7 +641,7 @@ class Code:
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
         """The value with every variable (``item``/``index`` included) read from ``variables``;
         raises :class:`Fallback` when CEL must answer."""
-        return check_plain(_Builder(variables, frozenset()).build(self.tree)(None, 0))
+        return check_plain(_Builder(variables).build(self.tree)(None, 0))
 
 
 def compile_code(source: str) -> Code | None:

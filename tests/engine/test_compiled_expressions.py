@@ -151,7 +151,9 @@ def test_random_expressions_agree_with_cel(seed: int) -> None:
         if evaluator.fast:
             continue  # a pure path has its own, documented, rules (null through a path...)
         compiled += evaluator.code is not None
-        variables = rng.choice(VARIABLES)
+        other = rng.choice(VARIABLES)
+        other_fn, other_cel = evaluator.bind(other), _cel_only(evaluator).bind(other)
+        variables = rng.choice(VARIABLES)  # bound second: parts shared between binds must not leak
         fn = evaluator.bind(variables)
         cel_fn = _cel_only(evaluator).bind(variables)
         for index in range(8):
@@ -159,6 +161,9 @@ def test_random_expressions_agree_with_cel(seed: int) -> None:
             ours = _outcome(lambda: fn(item, index))  # noqa: B023
             cel = _outcome(lambda: cel_fn(item, index))  # noqa: B023
             assert _agree(ours, cel), (source, item, index, ours, cel)
+            ours = _outcome(lambda: other_fn(item, index))  # noqa: B023
+            cel = _outcome(lambda: other_cel(item, index))  # noqa: B023
+            assert _agree(ours, cel), (source, other, item, index, ours, cel)
             scope = Scope({**variables, "item": item, "index": index})
             once = _outcome(lambda: evaluator.evaluate({**variables, "item": item, "index": index}))  # noqa: B023
             cel_once = _outcome(lambda: expression.evaluate(scope))  # noqa: B023
@@ -413,3 +418,19 @@ def test_dict_templates_agree_field_by_field(seed: int) -> None:
             assert _agree(ours, cel), (keys, item, ours, cel)
             if ours[0] == "value":
                 assert list(ours[1]) == list(keys)
+
+
+def test_binds_share_item_only_parts_but_not_literal_containers() -> None:
+    code = compile_code("item.kind != 'spam' && item.n >= inputs.min")
+    assert code is not None
+    first, second = code.bind({"inputs": {"min": 5}}), code.bind({"inputs": {"min": 50}})
+    assert first({"kind": "x", "n": 10}, 0) is True
+    assert second({"kind": "x", "n": 10}, 0) is False  # the run-wide part is bound anew
+    assert code.shared  # `item.kind != 'spam'` was built once for both
+    literal = compile_code("[1, {'a': [2]}]")
+    assert literal is not None
+    fn = literal.bind({})
+    one, two = fn(None, 0), literal.bind({})(None, 1)
+    assert one == two == [1, {"a": [2]}]
+    assert one is not two
+    assert one is not fn(None, 2)
