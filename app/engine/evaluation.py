@@ -6,13 +6,15 @@
 * :class:`ValueTemplate` is a value from the file (``with``, ``to``, ``outputs``...) with its
   ``${{ }}`` compiled into evaluators; same two entry points; results are JSON values.
 
-Speed, measured on one core: a pure path such as ``item.score`` never reaches CEL (~0.3 µs); a
-comparison predicate is evaluated in Python with CEL as the judge of unusual items (~1.5 µs, see
-:mod:`app.engine.predicates`); other expressions run on one ``cel.Context`` per bound
-step whose run-wide variables are converted once, with ``item``/``index`` given through the
-context's variable resolver (``Context.add_variable`` would rebuild the whole environment, all
-step outputs included, for every item), and only the members the expression reads are converted
-(see :mod:`app.engine.paths`).
+Speed, measured on one core: a pure path such as ``item.score`` never reaches CEL (~0.1 µs); the
+common subset of CEL (paths, literals, arithmetic, comparisons, ``? :``, ``size``, ``in``,
+``upper``/``lower``/``trim``/``join``/``default``...) runs as Python closures with CEL as the judge
+of unusual items (0.4-1 µs, see :mod:`app.engine.compiled`); other expressions (list macros...)
+and the items the closures do not settle run on one ``cel.Context`` per bound step (6-9 µs),
+built when first needed, whose run-wide variables are converted once, with ``item``/``index``
+given through the context's variable resolver (``Context.add_variable`` would rebuild the whole
+environment, all step outputs included, for every item), and only the members the expression
+reads are converted (see :mod:`app.engine.paths`).
 """
 
 from __future__ import annotations
