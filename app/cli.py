@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from pathlib import Path
@@ -103,7 +104,16 @@ def serve(
             f'-d \'{{"inputs": {{"name": "Ada"}}, "wait": true}}\' {url}/v1/pipelines/hello/runs\n'
         )
 
-    app = create_app(settings, on_ready=print_banner if banner else None)
+    def ready(state: State) -> None:
+        # Everything made at start-up (FastAPI, SQLAlchemy, pydantic, connectors, plans) lives as long
+        # as the server: moved out of the collector's generations, it is no longer traversed by every
+        # collection (measured: ~20% less CPU per published-endpoint answer under load, bench/README.md).
+        gc.collect()
+        gc.freeze()
+        if banner:
+            print_banner(state)
+
+    app = create_app(settings, on_ready=ready)
     uvicorn.run(
         app,
         host=settings.host,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -35,3 +36,23 @@ def test_forwarded_headers_are_read_from_the_named_proxies(runner, cli_env, star
     (options,) = started
     assert options["proxy_headers"] is True
     assert options["forwarded_allow_ips"] == "10.0.0.5, 10.0.0.6"
+
+
+def test_serve_freezes_what_start_up_made(runner, cli_env, monkeypatch) -> None:
+    """Once the app is ready, start-up objects leave the collector's generations (gc.freeze)."""
+    import gc
+
+    frozen: list[int] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(1))
+
+    def run(app: Any, **kwargs: Any) -> None:
+        async def start() -> None:
+            async with app.router.lifespan_context(app):
+                pass
+
+        asyncio.run(start())
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    result = runner.invoke(cli, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert frozen == [1]
