@@ -25,6 +25,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
 import httpx
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from app.errors import StepError
@@ -193,8 +194,22 @@ def type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
+_PLAIN_JSON_ONLY = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+"""orjson refuses (TypeError) what it would not write as plain JSON types: datetimes, dataclasses, subclasses
+of str/int/dict/list; sets, bytes, non-string keys and integers beyond 64 bits are refused anyway."""
+
+
 def _convert(operation: Operation, value: Any, what: str = "output") -> tuple[Any, Any]:
     """``value`` checked against the declared output type, and its JSON form."""
+    if operation.output_type is Any:
+        # What pydantic's dump of ``Any`` gives (tuples as lists, enums as values, UUIDs as text, NaN as
+        # null), for a value orjson writes as plain JSON, in a third of the time (the round trip).
+        try:
+            return value, orjson.loads(orjson.dumps(value, option=_PLAIN_JSON_ONLY))
+        except (TypeError, orjson.JSONEncodeError):
+            pass  # anything else: the adapter decides
     try:
         checked = operation.output_adapter.validate_python(value)
         return checked, operation.output_adapter.dump_python(checked, mode="json")
