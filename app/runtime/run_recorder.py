@@ -67,11 +67,14 @@ class RunRecorder:
 
     async def add(self, run: FinishedRun) -> None:
         """Hand a finished run over; waits only while the buffer is full."""
-        async with self._room:
-            await self._room.wait_for(lambda: self.pending < self.max_pending)
+        if self.pending >= self.max_pending:  # full: wait for room (the lock only then)
+            async with self._room:
+                await self._room.wait_for(lambda: self.pending < self.max_pending)
+                self._pending.append(run)
+        else:
             self._pending.append(run)
-            if self.pending >= self.max_pending:
-                self._full.set()
+        if self.pending >= self.max_pending:
+            self._full.set()
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="mashpipe-run-recorder")
