@@ -30,288 +30,37 @@ the caller evaluates that item with CEL, so unusual results and every error mess
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from app.engine.compiled_ops import (
+    ARITH,
+    FALLBACK,
+    METHODS,
+    ORDER,
+    RELATION,
+    boolean,
+    check_plain,
+    equal,
+    function_caller,
+    is_int,
+    member,
+    negate,
+    size_of,
+)
 from app.engine.compiled_parse import INT_MAX, INT_MIN, Node, NotSubset, children, parse, roots
 from app.engine.predicates import Fallback
 from app.pipelines.expressions import FUNCTIONS
 
+__all__ = ["Code", "Fallback", "check_plain", "compile_code"]
+
 Fn = Callable[[Any, int], Any]
 
-_FALLBACK = Fallback()
-_UINT_END = 2**64
-_ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 _PER_ITEM = ("item", "index")
 
 
 def _fail(item: Any, index: int) -> Any:
-    raise _FALLBACK
-
-
-# ----------------------------------------------------------------------------- value checks
-
-
-def check_plain(value: Any) -> Any:
-    """``value`` when CEL would hand it back unchanged (JSON types, ints within 64 bits signed or
-    unsigned, string keys); raises :class:`Fallback` otherwise (CEL turns bigger ints into doubles)."""
-    kind = type(value)
-    if kind is str or kind is float or kind is bool or value is None:
-        return value
-    if kind is int:
-        if INT_MIN <= value < _UINT_END:
-            return value
-        raise _FALLBACK
-    if kind is list:
-        for element in value:
-            check_plain(element)
-        return value
-    if kind is dict:
-        for key, element in value.items():
-            if type(key) is not str:
-                raise _FALLBACK
-            check_plain(element)
-        return value
-    raise _FALLBACK
-
-
-def _kind(value: Any) -> str:
-    """n(umber), s(tring), b(oolean), z (null), l(ist), m(ap); Fallback for anything else."""
-    kind = type(value)
-    if kind is int:
-        if INT_MIN <= value <= INT_MAX:
-            return "n"
-        raise _FALLBACK  # unsigned or beyond: CEL's rules differ
-    if kind is float:
-        return "n"
-    if kind is str:
-        return "s"
-    if kind is bool:
-        return "b"
-    if value is None:
-        return "z"
-    if kind is list:
-        return "l"
-    if kind is dict:
-        return "m"
-    raise _FALLBACK
-
-
-def _equal(a: Any, b: Any) -> bool:
-    """CEL's ``==``: false across kinds (numbers are one kind), deep for lists and maps."""
-    kind = _kind(a)
-    if kind != _kind(b):
-        return False
-    if kind == "l":
-        if len(a) != len(b):
-            return False
-        for x, y in zip(a, b, strict=True):
-            if not _equal(x, y):
-                return False
-        return True
-    if kind == "m":
-        if len(a) != len(b):
-            return False
-        for key, x in a.items():
-            if type(key) is not str:
-                raise _FALLBACK
-            if key not in b:
-                return False
-            if not _equal(x, b[key]):
-                return False
-        return True
-    if kind == "n" and type(a) is not type(b):
-        return float(a) == float(b)  # CEL compares an int with a double as doubles
-    return bool(a == b)
-
-
-def _int(value: Any) -> bool:
-    """Whether ``value`` is a CEL int (a bool is not); an int of data beyond 64 bits falls back."""
-    if type(value) is not int:
-        return False
-    if INT_MIN <= value <= INT_MAX:
-        return True
-    raise _FALLBACK
-
-
-def _checked(value: int) -> int:
-    if INT_MIN <= value <= INT_MAX:
-        return value
-    raise _FALLBACK  # CEL reports the overflow
-
-
-# ----------------------------------------------------------------------------- operators
-
-
-def _add(a: Any, b: Any) -> Any:
-    kind = type(a)
-    if kind is not type(b):
-        raise _FALLBACK
-    if kind is int:
-        _int(a), _int(b)
-        return _checked(a + b)
-    if kind is str or kind is float or kind is list:
-        return a + b
-    raise _FALLBACK
-
-
-def _sub(a: Any, b: Any) -> Any:
-    kind = type(a)
-    if kind is not type(b):
-        raise _FALLBACK
-    if kind is int:
-        _int(a), _int(b)
-        return _checked(a - b)
-    if kind is float:
-        return a - b
-    raise _FALLBACK
-
-
-def _mul(a: Any, b: Any) -> Any:
-    kind = type(a)
-    if kind is not type(b):
-        raise _FALLBACK
-    if kind is int:
-        _int(a), _int(b)
-        return _checked(a * b)
-    if kind is float:
-        return a * b
-    raise _FALLBACK
-
-
-def _div(a: Any, b: Any) -> Any:
-    kind = type(a)
-    if kind is not type(b):
-        raise _FALLBACK
-    if kind is int:
-        _int(a), _int(b)
-        if b == 0 or (a == INT_MIN and b == -1):
-            raise _FALLBACK
-        quotient = abs(a) // abs(b)
-        return -quotient if (a < 0) != (b < 0) else quotient
-    if kind is float and b != 0.0:
-        return a / b
-    raise _FALLBACK  # x / 0.0 is inf or NaN in CEL: let it say so
-
-
-def _mod(a: Any, b: Any) -> Any:
-    if type(a) is not int or type(b) is not int:
-        raise _FALLBACK  # doubles have no % in CEL
-    _int(a), _int(b)
-    if b == 0 or (a == INT_MIN and b == -1):
-        raise _FALLBACK
-    remainder = abs(a) % abs(b)
-    return -remainder if a < 0 else remainder
-
-
-_ARITH: dict[str, Callable[[Any, Any], Any]] = {"+": _add, "-": _sub, "*": _mul, "/": _div, "%": _mod}
-
-
-def _negate(value: Any) -> Any:
-    kind = type(value)
-    if kind is int and _int(value) and value != INT_MIN:
-        return -value
-    if kind is float:
-        return -value
-    raise _FALLBACK
-
-
-def _order(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    def ordered(a: Any, b: Any) -> bool:
-        kind = _kind(a)
-        if kind not in ("n", "s", "b") or kind != _kind(b) or a != a or b != b:
-            raise _FALLBACK  # nulls, lists, maps, mixed kinds and NaN: CEL's answer
-        if kind == "n" and type(a) is not type(b):
-            return bool(compare(float(a), float(b)))  # an int against a double: as doubles
-        return bool(compare(a, b))
-
-    return ordered
-
-
-def _contained(element: Any, container: Any) -> bool:
-    kind = type(container)
-    if kind is list:
-        for candidate in container:
-            if _equal(element, candidate):
-                return True
-        return False
-    if kind is dict and type(element) is str:
-        return element in container
-    raise _FALLBACK
-
-
-_RELATION: dict[str, Callable[[Any, Any], bool]] = {
-    "==": _equal,
-    "!=": lambda a, b: not _equal(a, b),
-    "in": _contained,
-    **{op: _order(compare) for op, compare in _ORDER.items()},
-}
-
-
-def _boolean(value: Any) -> bool:
-    if type(value) is bool:
-        return value
-    raise _FALLBACK
-
-
-def _size(value: Any) -> int:
-    kind = type(value)
-    if kind is str:
-        try:
-            return len(value.encode("utf-8"))  # this CEL counts UTF-8 bytes
-        except UnicodeEncodeError:
-            raise _FALLBACK from None
-    if kind is list or kind is dict:
-        return len(value)
-    raise _FALLBACK
-
-
-def _member(value: Any, key: Any) -> Any:
-    kind = type(value)
-    if kind is dict:
-        if type(key) is str and key in value:
-            return value[key]
-    elif kind is list and _int(key) and 0 <= key < len(value):
-        return value[key]
-    raise _FALLBACK  # missing keys, null, scalars, other key types: CEL's error
-
-
-def _string_method(method: Callable[[str, str], bool]) -> Callable[[Any, Any], bool]:
-    def call(text: Any, part: Any) -> bool:
-        if type(text) is str and type(part) is str:
-            return method(text, part)
-        raise _FALLBACK
-
-    return call
-
-
-_METHODS: dict[str, Callable[[Any, Any], bool]] = {
-    "contains": _string_method(lambda text, part: part in text),
-    "startsWith": _string_method(str.startswith),
-    "endsWith": _string_method(str.endswith),
-}
-
-
-def _function(name: str) -> Callable[..., Any]:
-    function = FUNCTIONS[name]  # the very function CEL calls
-
-    def call(*args: Any) -> Any:
-        for arg in args:
-            check_plain(arg)
-        try:
-            return check_plain(function(*args))
-        except Fallback:
-            raise
-        except Exception:
-            raise _FALLBACK from None  # CEL calls it again and words the error
-
-    return call
+    raise FALLBACK
 
 
 # ----------------------------------------------------------------------------- code generation
@@ -342,14 +91,14 @@ def _item_path(keys: tuple[Any, ...]) -> Fn:
         def read_one(item: Any, index: int) -> Any:
             if type(item) is dict and key in item:
                 return item[key]
-            raise _FALLBACK
+            raise FALLBACK
 
         return read_one
 
     def read(item: Any, index: int) -> Any:
         value = item
         for key in keys:
-            value = _member(value, key)
+            value = member(value, key)
         return value
 
     return read
@@ -406,7 +155,7 @@ class _Builder:
         if head in ("member", "index"):
             obj = self.build(node[1])
             key = self.build(node[2]) if head == "index" else _constant(node[2])
-            return lambda item, index: _member(obj(item, index), key(item, index))
+            return lambda item, index: member(obj(item, index), key(item, index))
         if head == "list":
             parts = [self.build(part) for part in node[1]]
             return lambda item, index: [fn(item, index) for fn in parts]
@@ -415,14 +164,14 @@ class _Builder:
             return lambda item, index: {key: fn(item, index) for key, fn in entries}
         if head == "neg":
             operand = self.build(node[1])
-            return lambda item, index: _negate(operand(item, index))
+            return lambda item, index: negate(operand(item, index))
         if head == "not":
             operand = self.build(node[1])
-            return lambda item, index: not _boolean(operand(item, index))
+            return lambda item, index: not boolean(operand(item, index))
         if head == "rel":
             return self.relation(node[1], self.build(node[2]), self.build(node[3]))
         if head == "arith":
-            op = _ARITH[node[1]]
+            op = ARITH[node[1]]
             left, right = self.build(node[2]), self.build(node[3])
             return lambda item, index: op(left(item, index), right(item, index))
         if head == "and":
@@ -455,18 +204,18 @@ class _Builder:
             constant = self.constants[right]
             kind = type(constant)
             if kind is str and op in ("==", "!="):
-                equal = op == "=="
+                wanted = op == "=="
 
                 def versus_text(item: Any, index: int) -> bool:
                     value = left(item, index)
                     if type(value) is str:
-                        return (value == constant) is equal
-                    return _equal(value, constant) is equal
+                        return (value == constant) is wanted
+                    return equal(value, constant) is wanted
 
                 return versus_text
             if (kind is int and INT_MIN <= constant <= INT_MAX) or (kind is float and constant == constant):
-                if op in _ORDER:
-                    compare = _ORDER[op]
+                if op in ORDER:
+                    compare = ORDER[op]
 
                     def versus_number(item: Any, index: int) -> bool:
                         value = left(item, index)
@@ -474,19 +223,19 @@ class _Builder:
                             value == value if kind is float else INT_MIN <= value <= INT_MAX
                         ):
                             return compare(value, constant)
-                        return _RELATION[op](value, constant)  # mixed kinds, NaN, not a number...
+                        return RELATION[op](value, constant)  # mixed kinds, NaN, not a number...
 
                     return versus_number
-        relation = _RELATION[op]
+        relation = RELATION[op]
         return lambda item, index: relation(left(item, index), right(item, index))
 
     def logical(self, node: Node, absorbing: bool) -> Fn:
         left, right = self.build(node[1]), self.build(node[2])
 
         def logical(item: Any, index: int) -> bool:
-            if _boolean(left(item, index)) is absorbing:
+            if boolean(left(item, index)) is absorbing:
                 return absorbing
-            return _boolean(right(item, index))
+            return boolean(right(item, index))
 
         return logical
 
@@ -494,7 +243,7 @@ class _Builder:
         test, then, otherwise = (self.build(part) for part in node[1:])
 
         def conditional(item: Any, index: int) -> Any:
-            if _boolean(test(item, index)):
+            if boolean(test(item, index)):
                 return then(item, index)
             return otherwise(item, index)
 
@@ -503,8 +252,8 @@ class _Builder:
     def method(self, node: Node) -> Fn:
         name, receiver = node[1], self.build(node[2])
         if name == "size":
-            return lambda item, index: _size(receiver(item, index))
-        method = _METHODS[name]
+            return lambda item, index: size_of(receiver(item, index))
+        method = METHODS[name]
         argument = self.build(node[3][0])
         return lambda item, index: method(receiver(item, index), argument(item, index))
 
@@ -512,8 +261,8 @@ class _Builder:
         name, args = node[1], [self.build(arg) for arg in node[2]]
         if name == "size":
             (operand,) = args
-            return lambda item, index: _size(operand(item, index))
-        function = _function(name)
+            return lambda item, index: size_of(operand(item, index))
+        function = function_caller(name)
         if len(args) == 1:
             (only,) = args
             single = FUNCTIONS[name]
@@ -525,7 +274,7 @@ class _Builder:
                 try:
                     result = single(value)
                 except Exception:
-                    raise _FALLBACK from None  # CEL calls it again and words the error
+                    raise FALLBACK from None  # CEL calls it again and words the error
                 return result if type(result) is str else check_plain(result)
 
             return call_one
@@ -549,13 +298,13 @@ class _Builder:
                 kind = type(value)
                 if kind is dict:
                     if type(key) is not str:
-                        raise _FALLBACK
+                        raise FALLBACK
                     if key not in value:
                         return fallback(item, index)
                     value = value[key]
                 elif kind is list:
-                    if not _int(key):
-                        raise _FALLBACK
+                    if not is_int(key):
+                        raise FALLBACK
                     if not 0 <= key < len(value):
                         return fallback(item, index)
                     value = value[key]
@@ -573,7 +322,7 @@ def _constant(value: Any) -> Fn:
 
 def _read_keys(value: Any, keys: tuple[Any, ...]) -> Any:
     for key in keys:
-        value = _member(value, key)
+        value = member(value, key)
     return value
 
 
