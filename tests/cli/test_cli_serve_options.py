@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from app.cli import cli
+from app.cli import GC_THRESHOLDS, cli
 
 
 @pytest.fixture
@@ -39,11 +39,14 @@ def test_forwarded_headers_are_read_from_the_named_proxies(runner, cli_env, star
 
 
 def test_serve_freezes_what_start_up_made(runner, cli_env, monkeypatch) -> None:
-    """Once the app is ready, start-up objects leave the collector's generations (gc.freeze)."""
+    """Once the app is ready, start-up objects leave the collector's generations (gc.freeze) and the
+    first generation is larger."""
     import gc
 
     frozen: list[int] = []
+    thresholds: list[tuple[int, ...]] = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(1))
+    monkeypatch.setattr(gc, "set_threshold", lambda *values: thresholds.append(values))
 
     def run(app: Any, **kwargs: Any) -> None:
         async def start() -> None:
@@ -56,3 +59,5 @@ def test_serve_freezes_what_start_up_made(runner, cli_env, monkeypatch) -> None:
     result = runner.invoke(cli, ["serve"])
     assert result.exit_code == 0, result.output
     assert frozen == [1]
+    assert thresholds == [GC_THRESHOLDS]
+    assert GC_THRESHOLDS[0] > gc.get_threshold()[0]
