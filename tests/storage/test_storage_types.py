@@ -88,3 +88,9 @@ def test_dumps_json_survives_circular_structures():
     loop: list[object] = []
     loop.append(loop)
     assert isinstance(loads_json(dumps_json(loop)), str)
+
+
+def test_dumps_json_non_text_keys_without_other_odd_values():
+    """Keys that are not text take orjson's non-string-key option (the first, plain attempt refuses them)."""
+    assert dumps_json({1: "a", "b": {2.5: [True, None]}}) == '{"1":"a","b":{"2.5":[true,null]}}'
+    assert dumps_json({"plain": [1, "x"]}) == '{"plain":[1,"x"]}'
