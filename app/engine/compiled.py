@@ -6,7 +6,7 @@ arithmetic, comparisons, ``upper(item.title)``, ``item.a ? x : y``. :func:`compi
 subset parsed by :mod:`app.engine.compiled_parse` into a :class:`Code`; ``code.bind(variables)``
 gives ``fn(item, index)`` (run-wide values are read, and run-wide sub-expressions computed, once).
 
-The contract is the one of :mod:`app.engine.predicates`: for the plain cases ``fn`` gives exactly
+The contract: for the plain cases ``fn`` gives exactly
 CEL's answer (same value, same Python type); for anything else it raises :class:`Fallback` and
 the caller evaluates that item with CEL, so unusual results and every error message stay CEL's:
 
@@ -39,6 +39,7 @@ from app.engine.compiled_ops import (
     METHODS,
     ORDER,
     RELATION,
+    Fallback,
     boolean,
     check_plain,
     equal,
@@ -49,7 +50,6 @@ from app.engine.compiled_ops import (
     size_of,
 )
 from app.engine.compiled_parse import INT_MAX, INT_MIN, Node, NotSubset, children, parse, roots
-from app.engine.predicates import Fallback
 from app.pipelines.expressions import FUNCTIONS
 
 __all__ = ["Code", "Fallback", "check_plain", "compile_code"]

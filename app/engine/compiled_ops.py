@@ -1,5 +1,5 @@
 """The operators of the compiled CEL subset (see :mod:`app.engine.compiled`): CEL's answer for the
-plain cases, :class:`~app.engine.predicates.Fallback` for every other one."""
+plain cases, :class:`Fallback` for every other one."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from app.engine.compiled_parse import INT_MAX, INT_MIN
-from app.engine.predicates import Fallback
 from app.pipelines.expressions import FUNCTIONS
+
+
+class Fallback(Exception):
+    """This item is not a plain case: evaluate it with CEL."""
+
 
 FALLBACK = Fallback()
 _UINT_END = 2**64

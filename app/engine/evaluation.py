@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.engine.compiled import Code, compile_code
+from app.engine.compiled_ops import Fallback
 from app.engine.paths import Analysis, analyze, project, projector, read_path
-from app.engine.predicates import Fallback
 from app.errors import ExpressionError
 from app.pipelines.cel_lexer import UnclosedTemplate, split_template
 from app.pipelines.expressions import (

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from app.engine.compiled import check_plain, compile_code
+from app.engine.compiled_ops import Fallback
 from app.engine.evaluation import Evaluator, ValueTemplate
 from app.engine.paths import analyze
-from app.engine.predicates import Fallback, compile_predicate
 from app.errors import ExpressionError
 from app.pipelines.expressions import Expression, Scope, compile_expression, compile_value
 
@@ -440,10 +440,11 @@ def test_binds_share_item_only_parts_but_not_literal_containers() -> None:
     "source",
     ["item.a > 9007199254740992.0", "item.a == 9007199254740992.0", "item.a != item.b", "item.a <= item.b"],
 )
-def test_predicates_compare_an_int_with_a_double_as_cel(source: str) -> None:
-    """The predicate compiler of app.engine.predicates, against CEL, where int and double meet."""
-    fn = compile_predicate(source, {})
-    assert fn is not None
+def test_relations_compare_an_int_with_a_double_as_cel(source: str) -> None:
+    """Compiled relations against CEL, where int and double meet (CEL compares them as doubles)."""
+    code = compile_code(source)
+    assert code is not None
+    fn = code.bind({})
     expression = compile_expression(source)
     for item in ({"a": 2**53 + 1, "b": 2.0**53}, {"a": 2**63 - 1, "b": 2.0**63}, {"a": 3, "b": 3.0}):
         assert fn(item, 0) == expression.evaluate(Scope({"item": item, "index": 0})), (source, item)
