@@ -25,11 +25,10 @@ from typing import Any
 from app.engine.executor import execute as execute_plan
 from app.engine.types import OperationCaller, RunRequest, RunStatus, StepResult
 from app.runtime.masking import Masker, MaskingObserver, masking_scope
-from app.runtime.output_limits import outputs_error
 from app.runtime.plans import PlanCache, revision_key
 from app.runtime.run_recorder import FinishedRun, RunRecorder
 from app.runtime.run_secrets import RunSecrets
-from app.runtime.run_values import FINISHED, error_dict, now
+from app.runtime.run_values import error_dict, final_state, now, unexpected_error
 from app.settings import Settings
 from app.storage.base import new_id
 
@@ -142,17 +141,7 @@ class DirectRuns:
                         caller=caller,
                         observer=MaskingObserver(observer, masker) if masker else observer,
                     )
-            status = RunStatus(result.status).value
-            outputs = masker.value(result.outputs)
-            error = masker.value(result.error.to_dict()) if result.error is not None else None
-            too_large = outputs_error(outputs, self._settings.run_outputs_max_bytes)
-            if too_large is not None:
-                status, outputs, error = RunStatus.FAILED.value, None, too_large
-            if status not in FINISHED:
-                status, error = (
-                    RunStatus.FAILED.value,
-                    error_dict("internal_error", f"the engine ended the run in state {status!r}"),
-                )
+            status, outputs, error = final_state(result, masker, self._settings.run_outputs_max_bytes)
         except asyncio.CancelledError:
             status, outputs = RunStatus.FAILED.value, None
             error = error_dict("interrupted", "the server stopped while the run was executing")
@@ -165,7 +154,7 @@ class DirectRuns:
             with masking_scope(masker):
                 logger.exception("run %s failed with an unexpected error", run_id)
             status, outputs = RunStatus.FAILED.value, None
-            error = error_dict("internal_error", masker.text(f"the run failed: {type(exc).__name__}: {exc}"))
+            error = unexpected_error(exc, masker)
         await self._record(
             run_id, target, inputs, trigger, observer, status, outputs, error, created_at, started_at
         )

@@ -27,12 +27,11 @@ from app.runtime.handoff import CreatedRuns
 from app.runtime.limits import PipelineGate, conflict_error, limit_of
 from app.runtime.masking import Masker, MaskingObserver, masking_scope
 from app.runtime.observer import StorageObserver
-from app.runtime.output_limits import outputs_error
 from app.runtime.plans import CompiledRevision, PlanCache, revision_key
 from app.runtime.queue import QueueClosed, RunQueue
 from app.runtime.recovery import ResumeState, leave_interrupted, resume_state
 from app.runtime.run_secrets import RunSecrets
-from app.runtime.run_values import FINISHED, error_dict, now
+from app.runtime.run_values import FINISHED, error_dict, final_state, now, unexpected_error
 from app.runtime.run_waits import RunWaits
 from app.settings import Settings
 from app.storage.db import Database
@@ -125,17 +124,7 @@ class RunExecutor:
                     observer=MaskingObserver(observer, masker) if masker else observer,
                     cancel=cancel,
                 )
-            status = RunStatus(result.status).value
-            outputs = masker.value(result.outputs)
-            error = masker.value(result.error.to_dict()) if result.error is not None else None
-            too_large = outputs_error(outputs, self._settings.run_outputs_max_bytes)
-            if too_large is not None:
-                status, outputs, error = RunStatus.FAILED.value, None, too_large
-            if status not in FINISHED:
-                status, error = (
-                    RunStatus.FAILED.value,
-                    error_dict("internal_error", f"the engine ended the run in state {status!r}"),
-                )
+            status, outputs, error = final_state(result, masker, self._settings.run_outputs_max_bytes)
         except asyncio.CancelledError:
             # The server is stopping: resume the run at the next start, or fail it, as for a crash.
             await asyncio.shield(self._interrupted(run, observer))
@@ -144,7 +133,7 @@ class RunExecutor:
             with masking_scope(masker):
                 logger.exception("run %s failed with an unexpected error", run_id)
             status, outputs = RunStatus.FAILED.value, None
-            error = error_dict("internal_error", masker.text(f"the run failed: {type(exc).__name__}: {exc}"))
+            error = unexpected_error(exc, masker)
         await self._finish(run_id, status, outputs, error, observer)
 
     async def _claim(self, run_id: str, cancel: asyncio.Event) -> Claimed | None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.engine.types import RunStatus
+from app.engine.types import RunResult, RunStatus
+from app.runtime.masking import Masker
+from app.runtime.output_limits import outputs_error
 
 FINISHED = frozenset({RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value})
 """The statuses a run ends in; a run in one of them never changes again."""
@@ -24,3 +26,28 @@ def now() -> datetime:
 def error_dict(code: str, message: str, details: Any = None) -> dict[str, Any]:
     """A run's recorded error: ``{"code", "message", "details"}`` (the API's error shape)."""
     return {"code": code, "message": message, "details": details}
+
+
+def final_state(
+    result: RunResult, masker: Masker, max_output_bytes: int
+) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """``(status, outputs, error)`` to record for an engine result: secrets masked, outputs over
+    ``max_output_bytes`` failing the run (``outputs_too_large``), a state that is not final failing it."""
+    status = RunStatus(result.status).value
+    outputs = masker.value(result.outputs)
+    error = masker.value(result.error.to_dict()) if result.error is not None else None
+    too_large = outputs_error(outputs, max_output_bytes)
+    if too_large is not None:
+        return RunStatus.FAILED.value, None, too_large
+    if status not in FINISHED:
+        return (
+            RunStatus.FAILED.value,
+            outputs,
+            error_dict("internal_error", f"the engine ended the run in state {status!r}"),
+        )
+    return status, outputs, error
+
+
+def unexpected_error(exc: BaseException, masker: Masker) -> dict[str, Any]:
+    """The recorded error of a run that failed with an unexpected exception (secrets masked)."""
+    return error_dict("internal_error", masker.text(f"the run failed: {type(exc).__name__}: {exc}"))
