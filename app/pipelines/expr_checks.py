@@ -7,7 +7,8 @@ Where expressions are, and how they are read:
 * ``steps[*].if`` — bare CEL (``${{ }}`` there is an error), evaluated once, before any
   ``for_each``; ``steps[*].for_each`` — a value with ``${{ }}``;
 * ``outputs`` — values with ``${{ }}``; ``triggers`` — values with ``${{ }}`` that may read
-  ``secrets``, ``inputs``, ``trigger`` and ``run`` but no step.
+  ``secrets``, ``inputs``, ``trigger`` and ``run`` but no step (a poll's ``with``: not ``run`` either,
+  it is evaluated when the poll runs).
 
 ``item`` and ``index`` exist only per element: in the ``with`` of a ``for_each`` step, and in a core
 step's ``bare_fields`` and ``per_item_fields``.
@@ -156,8 +157,23 @@ class SiteReads:
     steps: dict[str, int]
 
 
+POLL_ROOTS = frozenset({"secrets", "inputs", "trigger"})
+"""What a poll's ``with`` may read: it is evaluated when the poll runs, before any run exists."""
+
+
+def _in_poll_with(path: Path) -> bool:
+    return len(path) > 3 and path[0] == "triggers" and path[2] == "poll" and path[3] == "with"
+
+
 def _check_ref(ctx: CheckContext, site: Site, ref: Reference, reads: SiteReads) -> None:
     root = ref.root
+    if root in ROOTS and root not in POLL_ROOTS and site.section == "trigger" and _in_poll_with(site.path):
+        message = (
+            "a poll's `with` is evaluated when it polls, before any run: it reads `secrets`, `inputs` "
+            f"(their defaults) and `trigger`, not `{root}`"
+        )
+        ctx.add_at(site.path, ref.offset, "invalid_reference", message)
+        return
     if root == "steps":
         _check_step_ref(ctx, site, ref)
         if ref.name is not None and ref.name in ctx.step_ids:

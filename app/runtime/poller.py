@@ -37,6 +37,9 @@ from app.errors import MashpipeError, StepError
 from app.pipelines.durations import parse_duration
 from app.runtime.background import BackgroundLoop
 from app.runtime.clock import Clock, SystemClock
+from app.runtime.masking import Masker, masking_scope
+from app.runtime.plans import revision_key
+from app.runtime.poll_params import SecretsResolver, evaluate_poll_params
 from app.runtime.queue import QueueClosed
 from app.runtime.service import RunService
 from app.sdk.invoke import PollResult
@@ -45,6 +48,7 @@ from app.storage.base import new_id
 from app.storage.db import Database
 from app.storage.models import Run
 from app.storage.models_triggers import PollState, TriggerRow
+from app.storage.repositories import PipelineRepo
 from app.storage.repositories.triggers import StaleTrigger, TriggerRepo
 
 logger = logging.getLogger("mashpipe.poller")
@@ -125,11 +129,13 @@ class Poller(BackgroundLoop):
         settings: Settings,
         *,
         clock: Clock | None = None,
+        secrets: SecretsResolver | None = None,
     ) -> None:
         self._db = db
         self._runs = runs
         self._caller = caller
         self._settings = settings
+        self._secrets = secrets  # resolves the ``${{ secrets.NAME }}`` of a poll's ``with``
         self.clock: Clock = clock or SystemClock()
         super().__init__()
         self._slots = asyncio.Semaphore(settings.poll_concurrency)
@@ -212,11 +218,16 @@ class Poller(BackgroundLoop):
         outcome = PollOutcome(trigger_id=row.id)
         params = row.params
         log: list[str] = []
+        masker = Masker()
         try:
             async with asyncio.timeout(self._settings.poll_timeout_seconds):
+                evaluated = await evaluate_poll_params(
+                    params.get("with") or {}, row.account_id, self._secrets, lambda: self._inputs(row)
+                )
+                masker = evaluated.masker
                 result = await self._caller.for_account(row.account_id).poll(
                     str(params["uses"]),
-                    dict(params.get("with") or {}),
+                    evaluated.values,
                     state.cursor,
                     connection=params.get("connection"),
                     log=log,
@@ -225,12 +236,13 @@ class Poller(BackgroundLoop):
             message = f"the poll took longer than {self._settings.poll_timeout_seconds:g}s"
             return await self._failed(row, token, outcome, "timeout", message, state.failures)
         except StepError as exc:
-            return await self._failed(row, token, outcome, exc.code, exc.message, state.failures)
+            message = masker.text(exc.message)
+            return await self._failed(row, token, outcome, exc.code, message, state.failures)
         except Exception as exc:
-            logger.exception("poll trigger %s: the connector's poll raised", row.id)
-            return await self._failed(
-                row, token, outcome, "internal_error", f"{type(exc).__name__}: {exc}", state.failures
-            )
+            with masking_scope(masker):
+                logger.exception("poll trigger %s: the connector's poll raised", row.id)
+            message = masker.text(f"{type(exc).__name__}: {exc}")
+            return await self._failed(row, token, outcome, "internal_error", message, state.failures)
 
         finished = self.clock.now()
         seen = list(state.seen or [])
@@ -294,6 +306,18 @@ class Poller(BackgroundLoop):
             "poll trigger %s of %r: %d new item(s), run %s", row.id, pipeline_name, len(items), run.id
         )
         return outcome
+
+    async def _inputs(self, row: TriggerRow) -> dict[str, Any]:
+        """The inputs a run of the trigger's revision gets without any given (its defaults)."""
+        key = revision_key(row.pipeline_id, row.revision)
+        spec = self._runs.plans.cached_spec(key)
+        if spec is None:
+            async with self._db.session() as session:
+                revision = await PipelineRepo(session).get_revision(row.pipeline_id, row.revision)
+            if revision is None:
+                return {}
+            spec = self._runs.plans.spec(key, revision.spec)
+        return {name: given.default for name, given in spec.inputs.items() if given.default is not None}
 
     async def _failed(
         self, row: TriggerRow, token: str, outcome: PollOutcome, code: str, message: str, failures: int

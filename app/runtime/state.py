@@ -126,7 +126,8 @@ async def open_state(
         stack.push_async_callback(maintenance.stop)
         scheduler = poller = None
         if settings.triggers_enabled:  # schedules and polls (app.runtime.scheduler, app.runtime.poller)
-            scheduler, poller = Scheduler(db, runs, settings), Poller(db, runs, caller, settings)
+            scheduler = Scheduler(db, runs, settings)
+            poller = Poller(db, runs, caller, settings, secrets=StoreSecrets(db, secrets))
             for loop in (scheduler, poller):
                 await loop.start()
                 stack.push_async_callback(loop.stop)
