@@ -180,6 +180,15 @@ class Settings(BaseSettings):
         ge=0,
         description="Finished runs beyond the newest N of each pipeline are pruned; 0 sets no cap.",
     )
+    runs_total_max: int = Field(
+        default=10_000,
+        ge=0,
+        description=(
+            "`GET /v1/runs` counts matching runs up to this many: beyond it, `total` is this number and "
+            "`total_exact` is false (a count stops early instead of scanning every match); 0 always "
+            "counts exactly."
+        ),
+    )
     run_prune_interval_seconds: float = Field(
         default=3600.0,
         gt=0,

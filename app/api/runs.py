@@ -29,17 +29,29 @@ async def list_runs(
     account: AccountDep,
     session: SessionDep,
     service: RunServiceDep,
+    settings: SettingsDep,
     pipeline: Annotated[str | None, Query(description="Only runs of this pipeline", max_length=100)] = None,
     status: Annotated[RunStatusName | None, Query(description="Only runs in this state")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> Page[RunSummary]:
-    """The account's runs, newest first."""
+    """The account's runs, newest first. `total` is exact up to `MASHPIPE_RUNS_TOTAL_MAX` matching
+    runs (10,000 by default); beyond, it is that number with `total_exact: false`."""
     await service.settle()  # endpoint runs recorded write-behind are listed once they are handed over
-    runs, total, next_cursor = await RunRepo(session).list(
-        account.id, pipeline_name=pipeline, status=status, limit=limit, cursor=cursor
+    page = await RunRepo(session).list(
+        account.id,
+        pipeline_name=pipeline,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+        count_max=settings.runs_total_max or None,  # 0: always exact
     )
-    return Page[RunSummary](items=[run_summary(r) for r in runs], total=total, next_cursor=next_cursor)
+    return Page[RunSummary](
+        items=[run_summary(r) for r in page.runs],
+        total=page.total,
+        next_cursor=page.next_cursor,
+        total_exact=page.total_exact,
+    )
 
 
 @router.get(

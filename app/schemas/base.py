@@ -20,8 +20,19 @@ class Page(APIModel, Generic[T]):
     """One page of a list. Pass ``next_cursor`` back as ``cursor`` to get the next page."""
 
     items: list[T]
-    total: int = Field(description="How many items match the filters, across all pages")
+    total: int = Field(
+        description=(
+            "How many items match the filters, across all pages (at least this many when not `total_exact`)"
+        )
+    )
     next_cursor: str | None = Field(default=None, description="Cursor of the next page; null on the last")
+    total_exact: bool = Field(
+        default=True,
+        description=(
+            "True when `total` is the exact count. False when the count stopped at a cap (runs only, "
+            "`MASHPIPE_RUNS_TOTAL_MAX`): at least `total` items match"
+        ),
+    )
 
     @classmethod
     def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:

@@ -101,7 +101,7 @@ async def test_another_accounts_pipeline_and_runs_are_404(api, other):
     response = await other.post("/v1/pipelines/hello/runs", json={})
     assert response.status_code == 404
     listed = (await other.get("/v1/pipelines")).json()
-    assert listed == {"items": [], "total": 0, "next_cursor": None}
+    assert listed == {"items": [], "total": 0, "next_cursor": None, "total_exact": True}
     runs = (await other.get("/v1/runs")).json()
     assert runs["items"] == []
     assert runs["total"] == 0

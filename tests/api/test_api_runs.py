@@ -194,7 +194,7 @@ async def test_list_runs_filters_and_pages(api):
     succeeded = (await api.get("/v1/runs", params={"status": "succeeded"})).json()
     assert succeeded["total"] == 4
     failed = (await api.get("/v1/runs", params={"status": "failed"})).json()
-    assert failed == {"items": [], "total": 0, "next_cursor": None}
+    assert failed == {"items": [], "total": 0, "next_cursor": None, "total_exact": True}
     assert (await api.get("/v1/runs", params={"pipeline": "nope"})).json()["total"] == 0
     assert (await api.get("/v1/runs", params={"cursor": "garbage"})).status_code == 400
     assert (await api.get("/v1/runs", params={"limit": 500})).status_code == 422

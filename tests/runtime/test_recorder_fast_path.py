@@ -223,8 +223,8 @@ async def _api_views(database: Database, account_id: str, run_ids: list[str]) ->
             run = await repo.get(account_id, run_id)
             assert run is not None
             views.append(run_read(run, await repo.steps(run_id)).model_dump(mode="json"))
-        page, total, _ = await repo.list(account_id)
-        views.append(([run_summary(run).model_dump(mode="json") for run in page], total))
+        page = await repo.list(account_id)
+        views.append(([run_summary(run).model_dump(mode="json") for run in page.runs], page.total))
     return views
 
 

@@ -83,7 +83,7 @@ async def listing_plans(db: Database, account_id: str, **filters: Any) -> list[s
     with Captured(db) as captured:
         async with db.session() as session:
             repo = RunRepo(session)
-            _, _, cursor = await repo.list(account_id, limit=10, **filters)
+            cursor = (await repo.list(account_id, limit=10, **filters)).next_cursor
             assert cursor is not None
             await repo.list(account_id, limit=10, cursor=cursor, **filters)
     selects = [item for item in captured.on("FROM runs") if item[0].lstrip().startswith("SELECT runs.")]
@@ -136,7 +136,7 @@ async def test_concurrency_counts_use_the_pipeline_status_index(sqlite_db, seede
 async def test_the_claim_counts_running_runs_on_the_index(sqlite_db, seeded):
     account_id, pipeline_id = seeded
     async with sqlite_db.session() as session:
-        (run, *_), _, _ = await RunRepo(session).list(account_id, limit=1)
+        run, *_ = (await RunRepo(session).list(account_id, limit=1)).runs
     with Captured(sqlite_db) as captured:
         async with sqlite_db.session() as session:
             await RuntimeRepo(session).claim(run.id, datetime.now(UTC), pipeline_id=pipeline_id, limit=2)

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from app.engine.types import RunStatus, StepError, StepResult, StepStatus
 from app.errors import BadRequest, NotFound
 from app.storage import PipelineRepo, Run, RunRepo
-from app.storage.repositories.runs import cap_logs, cap_output
+from app.storage.repositories.runs import RunPage, cap_logs, cap_output
 
 from .conftest import Clock, make_pipeline, must
 
@@ -83,8 +83,8 @@ async def test_get_is_scoped_by_account(session, account, other_account):
     assert await repo.get(account.id, "0" * 32) is None
     assert must(await repo.get_any(run.id)).account_id == account.id
     assert await repo.get_any("0" * 32) is None
-    items, total, _ = await repo.list(other_account.id)
-    assert (items, total) == ([], 0)
+    page = await repo.list(other_account.id)
+    assert (page.runs, page.total) == ([], 0)
 
 
 async def _many_runs(session, account, pipelines, statuses, count):
@@ -118,9 +118,10 @@ async def _all_pages(repo, account_id, limit, **filters):
     pages = 0
     cursor = None
     while True:
-        items, total, cursor = await repo.list(account_id, limit=limit, cursor=cursor, **filters)
-        ids.extend(run.id for run in items)
-        totals.add(total)
+        page = await repo.list(account_id, limit=limit, cursor=cursor, **filters)
+        cursor = page.next_cursor
+        ids.extend(run.id for run in page.runs)
+        totals.add(page.total)
         pages += 1
         if cursor is None:
             return ids, totals, pages
@@ -133,10 +134,10 @@ async def test_list_pages_newest_first_with_total(session, account):
     assert ids == _newest_first(runs)
     assert totals == {23}
     assert pages == 5
-    everything, total, cursor = await RunRepo(session).list(account.id, limit=23)  # one full page
-    assert (len(everything), total, cursor) == (23, 23, None)
-    fewer, total, _ = await RunRepo(session).list(account.id, status="queued", limit=100)
-    assert (len(fewer), total) == (23, 23)
+    everything = await RunRepo(session).list(account.id, limit=23)  # one full page
+    assert (len(everything.runs), everything.total, everything.next_cursor) == (23, 23, None)
+    fewer = await RunRepo(session).list(account.id, status="queued", limit=100)
+    assert (len(fewer.runs), fewer.total) == (23, 23)
 
 
 async def test_list_filters_by_pipeline_and_status(session, account, other_account):
@@ -160,7 +161,7 @@ async def test_list_filters_by_pipeline_and_status(session, account, other_accou
     assert ids == _newest_first(expected)
     assert totals == {len(expected)}
 
-    assert await repo.list(account.id, pipeline_name="nope") == ([], 0, None)
+    assert await repo.list(account.id, pipeline_name="nope") == RunPage([], 0, None)
     with pytest.raises(BadRequest, match="unknown run status"):
         await repo.list(account.id, status="weird")
 
@@ -169,17 +170,17 @@ async def test_cursor_is_stable_while_runs_are_added(session, account):
     pipeline = await make_pipeline(session, account)
     runs = await _many_runs(session, account, [pipeline], ["queued"], 10)
     repo = RunRepo(session)
-    first_page, total, cursor = await repo.list(account.id, limit=4)
-    assert total == 10
+    first = await repo.list(account.id, limit=4)
+    assert first.total == 10
     # New runs arrive (newer than everything) between two page requests.
     for _ in range(3):
         await _run(session, account, pipeline)
-    second_page, total, cursor = await repo.list(account.id, limit=4, cursor=cursor)
-    third_page, _, last = await repo.list(account.id, limit=4, cursor=cursor)
+    second = await repo.list(account.id, limit=4, cursor=first.next_cursor)
+    third = await repo.list(account.id, limit=4, cursor=second.next_cursor)
     expected = _newest_first(runs)
-    assert [run.id for run in first_page + second_page + third_page] == expected
-    assert total == 13
-    assert last is None
+    assert [run.id for run in first.runs + second.runs + third.runs] == expected
+    assert second.total == 13
+    assert third.next_cursor is None
 
 
 async def test_runs_created_in_the_same_instant_are_paged_by_id(session, account):
@@ -434,8 +435,8 @@ async def test_cursor_with_another_offset_means_the_same_instant(session, accoun
     paris = pivot.created_at.astimezone(timezone(timedelta(hours=2))).isoformat()
     raw = jsonlib.dumps(["t", paris, pivot.id]).encode()
     cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-    items, _, _ = await RunRepo(session).list(account.id, cursor=cursor)
-    assert [run.id for run in items] == [run.id for run in newest_first[2:]]
+    page = await RunRepo(session).list(account.id, cursor=cursor)
+    assert [run.id for run in page.runs] == [run.id for run in newest_first[2:]]
 
 
 async def test_concurrent_writers_do_not_trip_over_each_other(db, session, account):
@@ -459,8 +460,8 @@ async def test_concurrent_writers_do_not_trip_over_each_other(db, session, accou
             return run.id
 
     run_ids = await asyncio.gather(*(worker(index) for index in range(30)))
-    items, total, _ = await RunRepo(session).list(account.id, status="succeeded", limit=100)
-    assert total == 30
-    assert {run.id for run in items} == set(run_ids)
+    page = await RunRepo(session).list(account.id, status="succeeded", limit=100)
+    assert page.total == 30
+    assert {run.id for run in page.runs} == set(run_ids)
     for run_id in run_ids[:3]:
         assert len(await RunRepo(session).steps(run_id)) == 5

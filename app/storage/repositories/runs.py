@@ -6,10 +6,22 @@ import builtins
 import functools
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, literal, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +56,19 @@ _UPSERT_STEPS: dict[str, Any] = {}  # dialect name -> the upsert statement of Ru
 _INSERT_RUN = insert(cast(Table, Run.__table__))  # RunRepo.create's INSERT, built once
 _RUN_COLUMNS = frozenset(attribute.key for attribute in Run.__mapper__.column_attrs)
 _STORED_JSON: weakref.WeakKeyDictionary[Run, tuple[str, str]] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of :meth:`RunRepo.list`: the runs, how many match, and the cursor of the next page."""
+
+    runs: builtins.list[Run]
+    total: int
+    """How many runs match the filters across all pages; a lower bound when not ``total_exact``."""
+    next_cursor: str | None
+    """Cursor of the next page; None on the last."""
+    total_exact: bool = True
+    """False when more runs match than the count cap: at least ``total`` runs match."""
 
 
 def stored_json(run: Run) -> tuple[str, str] | None:
@@ -194,13 +219,20 @@ class RunRepo:
         status: RunStatus | str | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> tuple[builtins.list[Run], int, str | None]:
-        """A page of the account's runs, newest first: ``(runs, total, next_cursor)``.
+        count_max: int | None = None,
+    ) -> RunPage:
+        """A page of the account's runs, newest first, with ``total`` and ``next_cursor``.
 
-        ``total`` counts every run matching the filters (not only this page). Pagination is by
+        ``total`` counts the runs matching the filters (not only this page). Pagination is by
         keyset on ``(created_at, id)``: the cursor is opaque and stable while runs are added.
+        With ``count_max`` (>= 1) at most ``count_max + 1`` matching rows are counted (an index range
+        that stops early): when more than ``count_max`` match, ``total`` is ``count_max`` and
+        ``total_exact`` is False (at least that many match). ``None`` counts every match. A first
+        page that holds every match is not counted at all: its ``total`` is exact whatever the cap.
         """
         check_limit(limit, MAX_PAGE)
+        if count_max is not None and count_max < 1:
+            raise BadRequest(f"count_max must be at least 1 (or None for an exact count), not {count_max}")
         conditions: builtins.list[ColumnElement[bool]] = [Run.account_id == account_id]
         if status is not None:
             conditions.append(Run.status == _run_status(status))
@@ -211,7 +243,7 @@ class RunRepo:
             if pipeline_id is None:
                 if cursor is not None:
                     decode_time_id(cursor)
-                return [], 0, None
+                return RunPage([], 0, None)
             conditions.append(Run.pipeline_id == pipeline_id)
         filters = list(conditions)
         if cursor is not None:
@@ -228,10 +260,18 @@ class RunRepo:
             last = rows[limit - 1]
             next_cursor = encode_time_id(last.created_at, last.id)
         if cursor is None and len(rows) <= limit:
-            total = len(rows)  # the whole result fits in this page: no need to count
-        else:
+            # The whole result fits in this page: no need to count.
+            return RunPage(rows, len(rows), next_cursor)
+        if count_max is None:
             total = await self.session.scalar(select(func.count()).select_from(Run).where(*filters)) or 0
-        return rows[:limit], total, next_cursor
+            return RunPage(rows[:limit], total, next_cursor)
+        # SELECT count(*) FROM (SELECT 1 FROM runs WHERE <filters> LIMIT :n): the range scan stops
+        # after count_max + 1 rows, however many match.
+        bounded = select(literal_column("1")).select_from(Run).where(*filters).limit(count_max + 1).subquery()
+        counted = await self.session.scalar(select(func.count()).select_from(bounded)) or 0
+        if counted > count_max:
+            return RunPage(rows[:limit], count_max, next_cursor, total_exact=False)
+        return RunPage(rows[:limit], counted, next_cursor)
 
     async def mark_running(self, run_id: str, started_at: datetime) -> bool:
         """Move a queued (or already running, on resume) run to ``running``.
