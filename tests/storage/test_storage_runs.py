@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import InvalidRequestError
 
 from app.engine.types import RunStatus, StepError, StepResult, StepStatus
 from app.errors import BadRequest, NotFound
@@ -138,6 +139,21 @@ async def test_list_pages_newest_first_with_total(session, account):
     assert (len(everything.runs), everything.total, everything.next_cursor) == (23, 23, None)
     fewer = await RunRepo(session).list(account.id, status="queued", limit=100)
     assert (len(fewer.runs), fewer.total) == (23, 23)
+
+
+async def test_listed_runs_are_summaries_without_their_large_json(session, account):
+    pipeline = await make_pipeline(session, account)
+    await _many_runs(session, account, [pipeline], ["queued"], 2)
+    session.expunge_all()  # read back from the database, not from the session's identity map
+    page = await RunRepo(session).list(account.id)
+    run = page.runs[0]
+    assert (run.status, run.pipeline_name, run.error) == ("queued", pipeline.name, None)
+    for name in ("inputs", "outputs", "trigger"):
+        with pytest.raises(InvalidRequestError):
+            getattr(run, name)
+    whole = await RunRepo(session).get(account.id, run.id)
+    assert whole is not None
+    assert isinstance(whole.inputs, dict)
 
 
 async def test_list_filters_by_pipeline_and_status(session, account, other_account):

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import defer, make_transient_to_detached
 
 from app.engine.types import RunStatus, StepError, StepResult, StepStatus
 from app.errors import BadRequest, MashpipeError, NotFound
@@ -128,6 +128,14 @@ def cap_logs(logs: list[str], max_bytes: int) -> list[str]:
     return kept
 
 
+_SUMMARY_ONLY = (
+    defer(Run.inputs, raiseload=True),
+    defer(Run.outputs, raiseload=True),
+    defer(Run.trigger, raiseload=True),
+)
+"""A listed run's large JSON columns, not loaded: a list shows summaries (``error`` stays, it is shown)."""
+
+
 class RunRepo:
     """Runs of an account and the state of their steps. Never commits: the caller does."""
 
@@ -223,6 +231,9 @@ class RunRepo:
     ) -> RunPage:
         """A page of the account's runs, newest first, with ``total`` and ``next_cursor``.
 
+        The runs are summaries: their ``inputs``, ``outputs`` and ``trigger`` are not loaded (reading
+        one raises); :meth:`get` gives a whole run.
+
         ``total`` counts the runs matching the filters (not only this page). Pagination is by
         keyset on ``(created_at, id)``: the cursor is opaque and stable while runs are added.
         With ``count_max`` (>= 1) at most ``count_max + 1`` matching rows are counted (an index range
@@ -252,7 +263,11 @@ class RunRepo:
             position = tuple_(literal(created_at, UTCDateTime()), literal(run_id, Run.id.type))
             conditions.append(tuple_(Run.created_at, Run.id) < position)
         statement = (
-            select(Run).where(*conditions).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)
+            select(Run)
+            .options(*_SUMMARY_ONLY)
+            .where(*conditions)
+            .order_by(Run.created_at.desc(), Run.id.desc())
+            .limit(limit + 1)
         )
         rows = list(await self.session.scalars(statement))
         next_cursor = None
