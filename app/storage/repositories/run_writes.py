@@ -36,7 +36,7 @@ from sqlalchemy.types import JSON
 from app.engine.types import StepResult, StepStatus
 from app.storage.db import Database
 from app.storage.models import Run, StepRun
-from app.storage.repositories.runs import PREVIEW_MAX_CHARS, cap_logs
+from app.storage.repositories.runs import PREVIEW_MAX_CHARS, STEP_VALUE_COLUMNS, cap_logs
 from app.storage.types import EncodedJSON, UTCDateTime, dumps_json, dumps_json_bytes, sqlite_utc_text
 
 RUN_COLUMNS = (
@@ -58,20 +58,7 @@ RUN_COLUMNS = (
 )
 """The columns of ``runs`` written for a finished run (the others stay NULL), in the order of its row."""
 
-STEP_COLUMNS = (
-    "id",
-    "run_id",
-    "step_id",
-    "status",
-    "attempts",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "output",
-    "output_truncated",
-    "error",
-    "logs",
-)
+STEP_COLUMNS = ("id", "run_id", "step_id", *STEP_VALUE_COLUMNS)
 """The columns of ``step_runs`` written for a step, in the order of its row."""
 
 _RUNS = cast(Table, Run.__table__)
