@@ -197,10 +197,13 @@ def run(
     json_inputs: Annotated[str | None, typer.Option(help="Inputs as a JSON object")] = None,
 ) -> None:
     """Run a pipeline here, without server or database: step progress on stderr, outputs as JSON on
-    stdout; exit 1 when the run fails."""
+    stdout; exit 1 when the run fails. The secret NAME is read from the environment variable
+    MASHPIPE_SECRET_NAME (masked in what is printed)."""
+    import os
+
     from app.engine.types import RunStatus
     from app.pipelines.inputs import coerce_inputs
-    from app.runtime.local import ConsoleObserver, run_locally
+    from app.runtime.local import SECRET_PREFIX, ConsoleObserver, run_locally, secrets_from_environment
     from app.runtime.pipelines import validate_problems
 
     settings = _settings()
@@ -223,12 +226,19 @@ def run(
             typer.echo(f"  input {detail.get('input')}: {detail.get('message')}", err=True)
         raise typer.Exit(1) from None
 
+    secrets, missing = secrets_from_environment(spec, os.environ)
+    if missing:
+        names = ", ".join(SECRET_PREFIX + name for name in missing)
+        raise _fail(f"the pipeline reads secrets that are not set: set {names} in the environment")
+
     def write(line: str) -> None:
         typer.echo(line, err=True)
 
     typer.echo(f"running {spec.name} ({len(spec.steps)} steps)", err=True)
     try:
-        result = asyncio.run(run_locally(spec, coerced, settings, registry, observer=ConsoleObserver(write)))
+        result = asyncio.run(
+            run_locally(spec, coerced, settings, registry, observer=ConsoleObserver(write), secrets=secrets)
+        )
     except MashpipeError as exc:
         raise _fail(exc.message) from None
     typer.echo(f"run {result.status}", err=True)

@@ -1,14 +1,17 @@
 """Running a pipeline in this process, without server or database (``mashpipe run``).
 
 Same engine and same connectors as the server: only the observer differs (:class:`ConsoleObserver`
-reports steps as they start and finish).
+reports steps as they start and finish). The run's secrets come from the environment
+(:func:`secrets_from_environment`: ``MASHPIPE_SECRET_<NAME>``) and are masked like the server masks them:
+in what the observer reports and in the result.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +23,9 @@ from app.engine.types import RunObserver, RunRequest, RunResult, StepResult, Ste
 from app.pipelines.spec import PipelineSpec
 from app.registry import Registry
 from app.runtime.caller import ConnectorCaller
+from app.runtime.masking import Masker, MaskingObserver, masking_scope
 from app.sdk.http import build_http_client
+from app.security.secret_store import referenced_secrets
 from app.settings import Settings
 
 SYMBOLS = {
@@ -51,6 +56,19 @@ class ConsoleObserver:
         self._write(line)
 
 
+SECRET_PREFIX = "MASHPIPE_SECRET_"
+"""``mashpipe run`` reads the secret ``NAME`` from the environment variable ``MASHPIPE_SECRET_NAME``."""
+
+
+def secrets_from_environment(
+    spec: PipelineSpec, environ: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The secrets ``spec`` reads, from ``environ``: ``(values, names missing)``."""
+    names = sorted(referenced_secrets(spec.model_dump(mode="json", by_alias=True)))
+    values = {name: environ[SECRET_PREFIX + name] for name in names if SECRET_PREFIX + name in environ}
+    return values, [name for name in names if name not in values]
+
+
 async def run_locally(
     spec: PipelineSpec,
     inputs: dict[str, Any],
@@ -60,19 +78,37 @@ async def run_locally(
     observer: RunObserver,
     http_transport: httpx.AsyncBaseTransport | None = None,
     cancel: asyncio.Event | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> RunResult:
-    """Run ``spec`` once with already coerced ``inputs`` and return the engine's result."""
+    """Run ``spec`` once with already coerced ``inputs`` (and ``secrets``) and return the engine's result,
+    its secret values masked."""
     plan = compile_plan(spec)
     http = build_http_client(settings, transport=http_transport)
+    masker = Masker((secrets or {}).values())
     try:
         caller = ConnectorCaller(registry, http, settings)
         request = RunRequest(
             run_id=uuid.uuid4().hex,
             inputs=inputs,
             trigger={"kind": "manual"},
-            secrets={},
+            secrets=dict(secrets or {}),
             started_at=datetime.now(UTC),
         )
-        return await execute(plan, request, caller=caller, observer=observer, cancel=cancel)
+        with masking_scope(masker):
+            result = await execute(
+                plan,
+                request,
+                caller=caller,
+                observer=MaskingObserver(observer, masker) if masker else observer,
+                cancel=cancel,
+            )
     finally:
         await http.aclose()
+    if not masker:
+        return result
+    return dataclasses.replace(
+        result,
+        outputs=masker.value(result.outputs),
+        steps={sid: masker.step(step) for sid, step in result.steps.items()},
+        error=masker.error(result.error),
+    )
