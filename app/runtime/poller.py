@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import MashpipeError, StepError
 from app.pipelines.durations import parse_duration
-from app.runtime.background import BackgroundLoop
-from app.runtime.clock import Clock, SystemClock
+from app.runtime.background import BackgroundLoop, seconds_until
+from app.runtime.clock import Clock
 from app.runtime.masking import Masker, masking_scope
 from app.runtime.plans import revision_key
 from app.runtime.poll_params import SecretsResolver, evaluate_poll_params
@@ -53,7 +53,6 @@ from app.storage.repositories.triggers import StaleTrigger, TriggerRepo
 
 logger = logging.getLogger("mashpipe.poller")
 
-ERROR_PAUSE = 1.0  # seconds the loop waits after a pass that hit a database error
 LEASE_MARGIN = 30.0  # a lease outlives the poll timeout by this many seconds
 MAX_ERROR_CHARS = 1000
 
@@ -120,6 +119,7 @@ class Poller(BackgroundLoop):
     Stopping it: a poll in flight is abandoned (its lease expires, its state is unchanged)."""
 
     task_name = "mashpipe-poller"
+    logger = logger
 
     def __init__(
         self,
@@ -136,38 +136,17 @@ class Poller(BackgroundLoop):
         self._caller = caller
         self._settings = settings
         self._secrets = secrets  # resolves the ``${{ secrets.NAME }}`` of a poll's ``with``
-        self.clock: Clock = clock or SystemClock()
-        super().__init__()
+        super().__init__(clock)
         self._slots = asyncio.Semaphore(settings.poll_concurrency)
 
     # -- the loop ---------------------------------------------------------------------------------
 
-    async def run(self, *, until: datetime | None = None) -> None:
-        """Poll what is due, sleep until the next poll, again; forever or until the clock reaches
-        ``until``."""
-        while True:
-            self._wake.clear()  # a wake() from now on cuts the coming sleep short
-            now = self.clock.now()
-            delay = ERROR_PAUSE
-            try:
-                await self.tick(now)
-                delay = await self._delay(self.clock.now())
-            except Exception:
-                logger.exception("poller pass failed")
-            if until is not None:
-                left = (until - self.clock.now()).total_seconds()
-                if left <= 0:
-                    return
-                delay = min(delay, left)
-            await self.clock.sleep(delay, self._wake)
-
-    async def _delay(self, now: datetime) -> float:
+    async def one_pass(self, now: datetime) -> float:
+        """Poll what is due; sleep until the next poll (see :meth:`BackgroundLoop.run`)."""
+        await self.tick(now)
         async with self._db.session() as session:
             planned = await TriggerRepo(session).next_poll_at()
-        idle = self._settings.trigger_idle_seconds
-        if planned is None:
-            return idle
-        return min(idle, max(0.0, (planned - now).total_seconds()))
+        return seconds_until(planned, self.clock.now(), self._settings.trigger_idle_seconds)
 
     # -- one pass ---------------------------------------------------------------------------------
 

@@ -36,8 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import MashpipeError
 from app.pipelines.expressions import Scope, compile_value
-from app.runtime.background import BackgroundLoop
-from app.runtime.clock import Clock, SystemClock
+from app.runtime.background import ERROR_PAUSE, BackgroundLoop, seconds_until
+from app.runtime.clock import Clock
 from app.runtime.cron import CronSchedule
 from app.runtime.queue import QueueClosed
 from app.runtime.service import RunService
@@ -51,7 +51,6 @@ logger = logging.getLogger("mashpipe.scheduler")
 
 COUNT_CAP = 1000  # missed fire times are counted up to this many per scheduler pass (then "1000+")
 LONG_GAP = timedelta(hours=1)  # planning a longer catch-up is CPU work: done in a thread
-ERROR_PAUSE = 1.0  # seconds the loop waits after a pass that hit a database error
 FIRES_KEPT = timedelta(days=7)  # schedule_fires rows older than this are pruned (progress covers them)
 PRUNE_EVERY = timedelta(hours=1)
 FIRE_CONCURRENCY = 16  # schedules handled at once in a pass (their fire times stay in order per schedule)
@@ -93,6 +92,7 @@ class Scheduler(BackgroundLoop):
     Stopping it: a fire in progress is rolled back or committed as a whole."""
 
     task_name = "mashpipe-scheduler"
+    logger = logger
 
     def __init__(
         self,
@@ -105,41 +105,20 @@ class Scheduler(BackgroundLoop):
         self._db = db
         self._runs = runs
         self._settings = settings
-        self.clock: Clock = clock or SystemClock()
-        super().__init__()
+        super().__init__(clock)
         self._schedules: dict[tuple[str, str], CronSchedule] = {}
         self._pruned_at: datetime | None = None
 
     # -- the loop ---------------------------------------------------------------------------------
 
-    async def run(self, *, until: datetime | None = None) -> None:
-        """Fire what is due, sleep until the next fire time, again; forever, or until the clock
-        reaches ``until`` (time-travel tests run the real loop on a :class:`FakeClock`)."""
-        while True:
-            self._wake.clear()  # a wake() from now on cuts the coming sleep short
-            now = self.clock.now()
-            try:
-                done = await self.tick(now)
-                delay = await self._delay(self.clock.now())
-                if done.errors:
-                    delay = max(delay, ERROR_PAUSE)
-            except Exception:
-                logger.exception("scheduler pass failed")
-                delay = ERROR_PAUSE
-            if until is not None:
-                left = (until - self.clock.now()).total_seconds()
-                if left <= 0:
-                    return
-                delay = min(delay, left)
-            await self.clock.sleep(delay, self._wake)
-
-    async def _delay(self, now: datetime) -> float:
+    async def one_pass(self, now: datetime) -> float:
+        """Fire what is due; sleep until the next fire time, at least :data:`ERROR_PAUSE` after errors
+        (see :meth:`BackgroundLoop.run`)."""
+        done = await self.tick(now)
         async with self._db.session() as session:
             planned = await TriggerRepo(session).next_fire_at()
-        idle = self._settings.trigger_idle_seconds
-        if planned is None:
-            return idle
-        return min(idle, max(0.0, (planned - now).total_seconds()))
+        delay = seconds_until(planned, self.clock.now(), self._settings.trigger_idle_seconds)
+        return max(delay, ERROR_PAUSE) if done.errors else delay
 
     # -- one pass ---------------------------------------------------------------------------------
 
