@@ -4,8 +4,7 @@ valid with the installed registry, and run end to end by the engine against resp
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +12,11 @@ import httpx
 import pytest
 import respx
 
-from app.engine.executor import execute
-from app.engine.plan import compile_plan
-from app.engine.types import NullObserver, RunRequest, RunResult
-from app.pipelines.inputs import coerce_inputs
-from app.pipelines.validate import validate_source
 from app.registry import Registry
-from app.runtime.caller import ConnectorCaller
-from app.sdk.http import build_http_client
 from app.sdk.testing import settings_for_tests
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from .examples_support import check_example_file, failures, run_example
+
 FIXTURES = Path(__file__).parent / "fixtures"
 MINE = ["news-digest", "currency-alert", "city-weather", "reddit-watch", "wiki-lookup"]
 HN = "https://hacker-news.firebaseio.com/v0"
@@ -34,32 +27,9 @@ def registry() -> Registry:
     return Registry.load(settings_for_tests())
 
 
-async def run_example(
-    registry: Registry, name: str, inputs: dict[str, Any] | None = None, trigger: dict[str, Any] | None = None
-) -> RunResult:
-    result = validate_source((EXAMPLES / f"{name}.yaml").read_text(), registry)
-    spec = result.require_spec()
-    settings = settings_for_tests()
-    async with build_http_client(settings) as http:
-        request = RunRequest(
-            run_id=uuid.uuid4().hex,
-            inputs=coerce_inputs(spec, inputs or {}),
-            trigger=trigger or {"kind": "manual"},
-            started_at=datetime.now(UTC),
-        )
-        caller = ConnectorCaller(registry, http, settings)
-        return await execute(compile_plan(spec), request, caller=caller, observer=NullObserver())
-
-
-def failures(result: RunResult) -> dict[str, str]:
-    return {sid: step.error.message for sid, step in result.steps.items() if step.error is not None}
-
-
 @pytest.mark.parametrize("name", MINE)
 def test_example_is_valid_and_named_after_its_file(registry: Registry, name: str) -> None:
-    result = validate_source((EXAMPLES / f"{name}.yaml").read_text(), registry)
-    assert result.problems == []
-    assert result.require_spec().name == name
+    check_example_file(registry, name)
 
 
 @respx.mock

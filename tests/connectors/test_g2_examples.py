@@ -4,25 +4,18 @@ registry, and run end to end by the engine against respx mocks, with stored conn
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import respx
 
-from app.engine.executor import execute
-from app.engine.plan import compile_plan
-from app.engine.types import NullObserver, RunRequest, RunResult
-from app.pipelines.inputs import coerce_inputs
-from app.pipelines.validate import validate_source
+from app.engine.types import RunResult
 from app.registry import Registry
-from app.runtime.caller import ConnectorCaller
-from app.sdk.http import build_http_client
 from app.sdk.testing import settings_for_tests
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from .examples_support import check_example_file, failures, run_example
+
 FIXTURES = Path(__file__).parent / "fixtures"
 MINE = [
     "github-release-announcer",
@@ -48,36 +41,16 @@ def registry() -> Registry:
     return Registry.load(settings_for_tests())
 
 
-async def resolve(account_id: str | None, name: str) -> dict[str, str] | None:
-    return CONNECTIONS.get(name)
-
-
-async def run_example(
+async def run_connected(
     registry: Registry, name: str, inputs: dict[str, Any] | None = None, trigger: dict[str, Any] | None = None
 ) -> RunResult:
-    result = validate_source((EXAMPLES / f"{name}.yaml").read_text(), registry)
-    spec = result.require_spec()
-    settings = settings_for_tests()
-    async with build_http_client(settings) as http:
-        request = RunRequest(
-            run_id=uuid.uuid4().hex,
-            inputs=coerce_inputs(spec, inputs or {}),
-            trigger=trigger or {"kind": "manual"},
-            started_at=datetime.now(UTC),
-        )
-        caller = ConnectorCaller(registry, http, settings, connections=resolve)
-        return await execute(compile_plan(spec), request, caller=caller, observer=NullObserver())
-
-
-def failures(result: RunResult) -> dict[str, str]:
-    return {sid: step.error.message for sid, step in result.steps.items() if step.error is not None}
+    """:func:`run_example` with the stored connections above."""
+    return await run_example(registry, name, inputs, trigger, connections=CONNECTIONS)
 
 
 @pytest.mark.parametrize("name", MINE)
 def test_example_is_valid_and_named_after_its_file(registry: Registry, name: str) -> None:
-    result = validate_source((EXAMPLES / f"{name}.yaml").read_text(), registry)
-    assert result.problems == []
-    assert result.require_spec().name == name
+    check_example_file(registry, name)
 
 
 @respx.mock
@@ -88,7 +61,9 @@ async def test_release_announcer_posts_each_new_release(registry: Registry) -> N
     discord = respx.post(DISCORD_HOOK).respond(
         json={"id": "1", "channel_id": "2", "content": "", "timestamp": "2024-04-01T09:00:00+00:00"}
     )
-    result = await run_example(registry, "github-release-announcer", trigger={"kind": "poll", "items": items})
+    result = await run_connected(
+        registry, "github-release-announcer", trigger={"kind": "poll", "items": items}
+    )
     assert failures(result) == {}
     assert (result.outputs or {})["announced"] == 1
     assert json.loads(slack.calls.last.request.content)["text"] == (
@@ -107,7 +82,7 @@ async def test_release_announcer_posts_each_new_release(registry: Registry) -> N
 
 
 async def test_release_announcer_run_by_hand_posts_nothing(registry: Registry) -> None:
-    result = await run_example(registry, "github-release-announcer")
+    result = await run_connected(registry, "github-release-announcer")
     assert failures(result) == {}
     assert result.steps["slack"].status == "skipped"
     assert result.steps["discord"].status == "skipped"
@@ -120,7 +95,7 @@ async def test_telegram_alert_lists_the_critical_issues(registry: Registry) -> N
     telegram = respx.post(f"https://api.telegram.org/bot{TELEGRAM_TOKEN}/sendMessage").respond(
         json=json.loads((FIXTURES / "telegram" / "send_message.json").read_text())
     )
-    result = await run_example(registry, "telegram-critical-issues", {"chat_id": "-1001234567890"})
+    result = await run_connected(registry, "telegram-critical-issues", {"chat_id": "-1001234567890"})
     assert failures(result) == {}
     assert (result.outputs or {})["count"] == 2
     assert github.calls.last.request.url.params["q"].endswith("label:release-blocker")
@@ -139,7 +114,7 @@ async def test_telegram_alert_stays_quiet_without_issues(registry: Registry) -> 
     respx.get("https://api.github.com/search/issues").respond(
         json={"total_count": 0, "incomplete_results": False, "items": []}
     )
-    result = await run_example(registry, "telegram-critical-issues")
+    result = await run_connected(registry, "telegram-critical-issues")
     assert failures(result) == {}
     assert result.steps["alert"].status == "skipped"
 
@@ -148,7 +123,7 @@ async def test_telegram_alert_stays_quiet_without_issues(registry: Registry) -> 
 async def test_mastodon_hashtag_feed_items(registry: Registry) -> None:
     page = json.loads((FIXTURES / "mastodon" / "timeline_page1.json").read_text())
     route = respx.get("https://mastodon.social/api/v1/timelines/tag/rust").respond(json=page)
-    result = await run_example(registry, "mastodon-hashtag-feed", {"tag": "rust", "limit": 3})
+    result = await run_connected(registry, "mastodon-hashtag-feed", {"tag": "rust", "limit": 3})
     assert failures(result) == {}
     assert dict(route.calls.last.request.url.params) == {"limit": "3"}
     items = (result.outputs or {})["items"]
@@ -166,7 +141,7 @@ async def test_github_issue_webhook_posts_opened_issues(registry: Registry) -> N
         json={"ok": True, "channel": "C1", "ts": "1.2", "message": {"text": "x"}}
     )
     trigger = {"kind": "webhook", "headers": {"x-github-event": "issues"}, "body": body, "query": {}}
-    result = await run_example(registry, "github-issue-webhook", trigger=trigger)
+    result = await run_connected(registry, "github-issue-webhook", trigger=trigger)
     assert failures(result) == {}
     assert (result.outputs or {})["posted"] is True
     sent = json.loads(slack.calls.last.request.content)
@@ -176,6 +151,6 @@ async def test_github_issue_webhook_posts_opened_issues(registry: Registry) -> N
     )
 
     closed = {**trigger, "body": {**body, "action": "closed"}}
-    result = await run_example(registry, "github-issue-webhook", trigger=closed)
+    result = await run_connected(registry, "github-issue-webhook", trigger=closed)
     assert result.steps["post"].status == "skipped"
     assert (result.outputs or {})["posted"] is False

@@ -11,7 +11,6 @@ import email.policy
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,42 +18,26 @@ import respx
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 
-from app.engine.executor import execute
-from app.engine.plan import compile_plan
-from app.engine.types import NullObserver, RunRequest
-from app.pipelines.validate import validate_source
 from app.registry import Registry
-from app.runtime.caller import ConnectorCaller
-from app.sdk.http import build_http_client
 from app.sdk.testing import settings_for_tests
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from .examples_support import run_example
+
 SHEET = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
 
 
-async def run_example(name: str, inputs: dict[str, Any], connections: Mapping[str, Any]) -> Any:
+async def run_connected(name: str, inputs: dict[str, Any], connections: Mapping[str, Any]) -> Any:
+    """``examples/<name>`` run at a fixed time, with ``connections``; the SMTP server is on 127.0.0.1."""
     settings = settings_for_tests(egress_allow="127.0.0.1")
-    registry = Registry.load(settings)
-    result = validate_source((EXAMPLES / name).read_text(), registry)
-    assert result.problems == []
-    assert result.spec is not None
-
-    async def resolve(account: str | None, connection: str) -> Any:
-        return connections.get(connection)
-
-    http = build_http_client(settings)
-    try:
-        caller = ConnectorCaller(registry, http, settings, connections=resolve)
-        request = RunRequest(
-            run_id="example-run",
-            inputs=inputs,
-            trigger={"kind": "manual"},
-            secrets={},
-            started_at=datetime(2024, 5, 2, 6, 0, tzinfo=UTC),
-        )
-        return await execute(compile_plan(result.spec), request, caller=caller, observer=NullObserver())
-    finally:
-        await http.aclose()
+    return await run_example(
+        Registry.load(settings),
+        name.removesuffix(".yaml"),
+        inputs,
+        connections=connections,
+        settings=settings,
+        run_id="example-run",
+        started_at=datetime(2024, 5, 2, 6, 0, tzinfo=UTC),
+    )
 
 
 class Inbox:
@@ -104,7 +87,7 @@ async def test_stripe_daily_report_mails_the_totals() -> None:
                 json={"object": "list", "has_more": False, "data": charges}
             )
             before = datetime.now(UTC)
-            result = await run_example(
+            result = await run_connected(
                 "stripe-daily-report.yaml", {"to": "finance@example.com", "hours": 24}, connections
             )
     finally:
@@ -171,7 +154,7 @@ async def test_feed_summary_appends_one_row_per_post() -> None:
         ).respond(
             json={"spreadsheetId": SHEET, "updates": {"updatedRange": "Digest!A2:D3", "updatedRows": 2}}
         )
-        result = await run_example(
+        result = await run_connected(
             "feed-summary-sheet.yaml",
             {
                 "feed": "https://blog.example.org/feed.xml",
