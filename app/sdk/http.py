@@ -25,7 +25,7 @@ import functools
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -373,10 +373,7 @@ class ConnectorHTTP:
                     request, auth=auth, stream=True, follow_redirects=follow_redirects
                 )
         except httpx.HTTPError as exc:
-            mapped, masked = self._mapped(exc, request.method, request.url)
-            if masked:
-                raise mapped from None  # the httpx exception still names the secret
-            raise mapped from exc
+            self._raise_mapped(exc, request)
 
     async def _send_direct(
         self, direct: DirectSender, request: httpx.Request, auth: httpx.Auth | None, follow_redirects: Any
@@ -390,10 +387,7 @@ class ConnectorHTTP:
             with secrets_in_scope(self.secrets):
                 return await direct.send(request, follow_redirects=follow_redirects)
         except httpx.HTTPError as exc:
-            mapped, masked = self._mapped(exc, request.method, request.url)
-            if masked:
-                raise mapped from None
-            raise mapped from exc
+            self._raise_mapped(exc, request)
 
     async def _send_retrying(self, request: httpx.Request, *, follow_redirects: Any) -> httpx.Response:
         """:meth:`_send`, retried on 429/5xx/connection failures when the call has a retry budget."""
@@ -407,12 +401,14 @@ class ConnectorHTTP:
 
         return await self.retry.send(request, attempt)
 
-    def _mapped(self, exc: Exception, method: str, url: httpx.URL) -> tuple[Exception, bool]:
-        """The typed error of ``exc`` with the connection's secrets masked; True when some were."""
-        mapped = map_transport_error(exc, method=method, url=url)
+    def _raise_mapped(self, exc: Exception, request: httpx.Request) -> NoReturn:
+        """Raise the typed error of ``exc`` with the connection's secrets masked (without ``exc`` as its
+        cause when that still names a secret)."""
+        mapped = map_transport_error(exc, method=request.method, url=request.url)
         masked = isinstance(mapped, StepError) and mask_error(mapped, self.secrets)
-        masked = masked or any(secret in str(exc) for secret in self.secrets)
-        return mapped, masked
+        if masked or any(secret in str(exc) for secret in self.secrets):
+            raise mapped from None  # the httpx exception still names the secret
+        raise mapped from exc
 
     async def _read(self, response: httpx.Response) -> None:
         """Read the decoded body, failing once it passes ``max_response_bytes``."""
@@ -433,10 +429,7 @@ class ConnectorHTTP:
                     )
                 chunks.append(chunk)
         except httpx.HTTPError as exc:
-            mapped, masked = self._mapped(exc, response.request.method, response.request.url)
-            if masked:
-                raise mapped from None
-            raise mapped from exc
+            self._raise_mapped(exc, response.request)
         finally:
             await response.aclose()
         response._content = b"".join(chunks)
@@ -447,10 +440,7 @@ class ConnectorHTTP:
             content = await stream.read_plain(limit)
             response.is_stream_consumed = True
         except httpx.HTTPError as exc:
-            mapped, masked = self._mapped(exc, response.request.method, response.request.url)
-            if masked:
-                raise mapped from None
-            raise mapped from exc
+            self._raise_mapped(exc, response.request)
         finally:
             await response.aclose()
         response._content = content
