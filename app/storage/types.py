@@ -114,13 +114,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(
-                f"naive datetime {value.isoformat()} refused: pass an aware datetime, e.g. datetime.now(UTC)"
-            )
-        value = value.astimezone(UTC)
+        value = _aware_utc(value)
         if dialect.name == "sqlite":
             # SQLite stores text without an offset: store the UTC wall clock.
             return value.replace(tzinfo=None)
@@ -134,19 +128,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def sqlite_utc_text(value: datetime) -> str:
-    """The text a :class:`UTCDateTime` column stores on SQLite for ``value``: its UTC wall clock as
-    ``YYYY-MM-DD HH:MM:SS.ffffff`` (what SQLAlchemy's SQLite ``DATETIME`` binds), for writers that bind
-    values themselves. Refuses naive datetimes and non-datetimes as :class:`UTCDateTime` does."""
-    if type(value) is datetime and value.tzinfo is UTC:
-        return value.isoformat(" ", "microseconds")[:-6]  # "+00:00" dropped
+def _aware_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime or a non-datetime is refused (TypeError / ValueError)."""
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(
             f"naive datetime {value.isoformat()} refused: pass an aware datetime, e.g. datetime.now(UTC)"
         )
-    value = value.astimezone(UTC)
+    return value.astimezone(UTC)
+
+
+def sqlite_utc_text(value: datetime) -> str:
+    """The text a :class:`UTCDateTime` column stores on SQLite for ``value``: its UTC wall clock as
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` (what SQLAlchemy's SQLite ``DATETIME`` binds), for writers that bind
+    values themselves. Refuses naive datetimes and non-datetimes as :class:`UTCDateTime` does."""
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value.isoformat(" ", "microseconds")[:-6]  # "+00:00" dropped
+    value = _aware_utc(value)
     return (
         f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
         f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
