@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,11 +27,9 @@ from app.runtime.masking import Masker, MaskingObserver, masking_scope
 from app.runtime.plans import PlanCache, revision_key
 from app.runtime.run_recorder import FinishedRun, RunRecorder
 from app.runtime.run_secrets import RunSecrets
-from app.runtime.run_values import error_dict, final_state, now, unexpected_error
+from app.runtime.run_values import error_dict, final_state, now, unexpected_failure
 from app.settings import Settings
 from app.storage.base import new_id
-
-logger = logging.getLogger("mashpipe.runtime")
 
 _NO_SECRETS = Masker()  # masks nothing (a run without secrets)
 
@@ -151,10 +148,7 @@ class DirectRuns:
             await asyncio.shield(recording)
             raise
         except Exception as exc:
-            with masking_scope(masker):
-                logger.exception("run %s failed with an unexpected error", run_id)
-            status, outputs = RunStatus.FAILED.value, None
-            error = unexpected_error(exc, masker)
+            status, outputs, error = unexpected_failure(run_id, exc, masker)
         await self._record(
             run_id, target, inputs, trigger, observer, status, outputs, error, created_at, started_at
         )

@@ -31,7 +31,7 @@ from app.runtime.plans import CompiledRevision, PlanCache, revision_key
 from app.runtime.queue import QueueClosed, RunQueue
 from app.runtime.recovery import ResumeState, leave_interrupted, resume_state
 from app.runtime.run_secrets import RunSecrets
-from app.runtime.run_values import FINISHED, error_dict, final_state, now, unexpected_error
+from app.runtime.run_values import FINISHED, error_dict, final_state, now, unexpected_failure
 from app.runtime.run_waits import RunWaits
 from app.settings import Settings
 from app.storage.db import Database
@@ -130,10 +130,7 @@ class RunExecutor:
             await asyncio.shield(self._interrupted(run, observer))
             raise
         except Exception as exc:
-            with masking_scope(masker):
-                logger.exception("run %s failed with an unexpected error", run_id)
-            status, outputs = RunStatus.FAILED.value, None
-            error = unexpected_error(exc, masker)
+            status, outputs, error = unexpected_failure(run_id, exc, masker)
         await self._finish(run_id, status, outputs, error, observer)
 
     async def _claim(self, run_id: str, cancel: asyncio.Event) -> Claimed | None:

@@ -7,12 +7,15 @@ recording runs (e.g. :mod:`app.runtime.direct_runs`).
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from app.engine.types import RunResult, RunStatus
-from app.runtime.masking import Masker
+from app.runtime.masking import Masker, masking_scope
 from app.runtime.output_limits import outputs_error
+
+logger = logging.getLogger("mashpipe.runtime")
 
 FINISHED = frozenset({RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value})
 """The statuses a run ends in; a run in one of them never changes again."""
@@ -48,6 +51,12 @@ def final_state(
     return status, outputs, error
 
 
-def unexpected_error(exc: BaseException, masker: Masker) -> dict[str, Any]:
-    """The recorded error of a run that failed with an unexpected exception (secrets masked)."""
-    return error_dict("internal_error", masker.text(f"the run failed: {type(exc).__name__}: {exc}"))
+def unexpected_failure(
+    run_id: str, exc: BaseException, masker: Masker
+) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
+    """``(status, outputs, error)`` of a run that failed with an unexpected exception, logged with its
+    traceback (secrets masked in the log and in the error)."""
+    with masking_scope(masker):
+        logger.exception("run %s failed with an unexpected error", run_id)
+    error = error_dict("internal_error", masker.text(f"the run failed: {type(exc).__name__}: {exc}"))
+    return RunStatus.FAILED.value, None, error
