@@ -10,7 +10,7 @@ like any failed poll); the values of the secrets read are masked in what a failu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +18,7 @@ from app.errors import StepError
 from app.pipelines.cel_lexer import has_template
 from app.pipelines.expressions import Scope, compile_value, iter_expressions
 from app.runtime.masking import Masker
-
-SecretsResolver = Callable[[str, Collection[str]], Awaitable[dict[str, str]]]
-"""``(account_id, names) -> {name: value}`` for the names the account has."""
+from app.runtime.trigger_secrets import SecretsResolver, read_secrets
 
 InputsProvider = Callable[[], Awaitable[dict[str, Any]]]
 """The pipeline's inputs as a run started by the poll gets them (called only when ``inputs`` is read)."""
@@ -46,13 +44,7 @@ async def evaluate_poll_params(
     if not has_template(values):
         return PollParams(values)
     compiled = compile_value(values)
-    names: set[str] = set()
-    reads_inputs = False
-    for expression in iter_expressions([compiled]):
-        names |= expression.secret_refs()
-        reads_inputs = reads_inputs or "inputs" in expression.roots()
-    resolved = await secrets(account_id, names) if names and secrets is not None else {}
-    missing = sorted(names - resolved.keys())
+    resolved, missing = await read_secrets(compiled, account_id, secrets)
     if missing:
         raise StepError(
             f"the poll's `with` reads secrets the account does not have: {', '.join(missing)}",
@@ -60,6 +52,7 @@ async def evaluate_poll_params(
             details={"missing": missing},
         )
     masker = Masker(resolved.values())
+    reads_inputs = any("inputs" in expression.roots() for expression in iter_expressions([compiled]))
     given = await inputs() if reads_inputs and inputs is not None else {}
     scope = Scope({"secrets": resolved, "inputs": given, "trigger": {"kind": "poll"}})
     evaluated = compiled.evaluate(scope)
@@ -68,4 +61,4 @@ async def evaluate_poll_params(
     return PollParams(evaluated, masker)
 
 
-__all__ = ["InputsProvider", "PollParams", "SecretsResolver", "evaluate_poll_params"]
+__all__ = ["InputsProvider", "PollParams", "evaluate_poll_params"]

@@ -39,9 +39,10 @@ from app.runtime.background import BackgroundLoop, seconds_until
 from app.runtime.clock import Clock
 from app.runtime.masking import Masker, masking_scope
 from app.runtime.plans import revision_key
-from app.runtime.poll_params import SecretsResolver, evaluate_poll_params
+from app.runtime.poll_params import evaluate_poll_params
 from app.runtime.queue import QueueClosed
 from app.runtime.service import RunService
+from app.runtime.trigger_secrets import SecretsResolver
 from app.sdk.invoke import PollResult
 from app.settings import Settings
 from app.storage.base import new_id

@@ -32,7 +32,8 @@ from app.runtime.run_recorder import RunRecorder
 from app.runtime.run_secrets import RunSecrets
 from app.runtime.scheduler import Scheduler
 from app.runtime.service import RunService
-from app.runtime.webhooks import StoreSecrets, WebhookService
+from app.runtime.trigger_secrets import StoreSecrets
+from app.runtime.webhooks import WebhookService
 from app.sdk.http import build_http_client
 from app.security.connection_store import ConnectionStore
 from app.security.crypto import Encryptor

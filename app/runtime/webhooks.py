@@ -14,7 +14,8 @@ pipeline save path); the hook id is the unguessable part of its URL and the only
    breaks the unique ``(hook_id, dedupe_key)`` constraint, its run is rolled back, and it answers
    like a redelivery).
 
-Secrets in ``verify`` (``${{ secrets.NAME }}``) are resolved through a :class:`SecretsResolver`.
+Secrets in ``verify`` (``${{ secrets.NAME }}``) are resolved through a
+:class:`~app.runtime.trigger_secrets.SecretsResolver`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -34,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import ExpressionError, MashpipeError, NotFound
 from app.pipelines.durations import parse_duration
-from app.pipelines.expressions import CompiledValue, Scope, compile_value, iter_expressions
+from app.pipelines.expressions import CompiledValue, Scope, compile_value
 from app.pipelines.inputs import coerce_inputs
 from app.pipelines.spec import PipelineSpec, WebhookTrigger
 from app.runtime.delivery_batcher import BatcherClosed, DeliveryBatcher, NewDelivery
@@ -43,6 +44,7 @@ from app.runtime.lookups import RememberedLookups
 from app.runtime.plans import PlanCache, revision_key
 from app.runtime.queue import QueueClosed
 from app.runtime.service import RunService
+from app.runtime.trigger_secrets import SecretsResolver, read_secrets
 from app.sdk.webhooks import WebhookSignatureInvalid, decode_body
 from app.security.webhook_signatures import Clock, check_hmac_sha256, check_standard_webhooks
 from app.storage.db import Database
@@ -56,40 +58,6 @@ HIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 """Headers a run never sees in ``trigger.headers`` (credentials of the caller, not data)."""
 RESERVED_QUERY = frozenset({"wait"})
 """Query parameters of the hook URL itself, left out of ``trigger.query``."""
-
-
-class SecretsResolver(Protocol):
-    """Gives the values of an account's secrets by name (names the account lacks are left out)."""
-
-    async def __call__(self, account_id: str, names: Collection[str]) -> dict[str, str]: ...
-
-
-class SecretSource(Protocol):
-    """What stores secrets (``app.security.secret_store.SecretStore``): values by name, in a session."""
-
-    async def resolve(
-        self, session: AsyncSession, account_id: str, names: Collection[str]
-    ) -> dict[str, str]: ...
-
-
-class StoreSecrets:
-    """The default :class:`SecretsResolver`: the account's stored secrets, through a secret store.
-
-    ``store`` is the store, or a function giving it when a call needs it (the run service's, which may
-    be configured after this resolver is built). Without a store every name is unknown, so a hook whose
-    ``verify`` reads a secret refuses every call (401) instead of accepting unsigned ones.
-    """
-
-    def __init__(self, db: Database, store: SecretSource | Callable[[], SecretSource | None] | None) -> None:
-        self._db = db
-        self._store = store
-
-    async def __call__(self, account_id: str, names: Collection[str]) -> dict[str, str]:
-        store = self._store() if callable(self._store) else self._store
-        if store is None or not names:
-            return {}
-        async with self._db.session() as session:
-            return await store.resolve(session, account_id, names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,11 +362,8 @@ class WebhookService:
             return template
         try:
             value = _compiled(template)
-            names: set[str] = set()
-            for expression in iter_expressions([value]):
-                names |= expression.secret_refs()
-            resolved = await self._secrets(account_id, names) if names else {}
-            if not names <= resolved.keys():
+            resolved, missing = await read_secrets(value, account_id, self._secrets)
+            if missing:
                 logger.warning("a hook of account %s checks a signature with a missing secret", account_id)
                 return ""
             result = value.evaluate(Scope({"secrets": resolved, "inputs": {}, "trigger": {}, "run": {}}))
