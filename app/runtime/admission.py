@@ -21,19 +21,29 @@ from app.storage.models import Pipeline, Run
 from app.storage.repositories import PipelineRepo, RunRepo, RuntimeRepo
 
 
+async def find_revision_spec(
+    session: AsyncSession, plans: PlanCache, pipeline_id: str, number: int
+) -> PipelineSpec | None:
+    """The spec of revision ``number`` of a pipeline, from the plan cache or read once; None when gone."""
+    key = revision_key(pipeline_id, number)
+    spec = plans.cached_spec(key)
+    if spec is None:
+        revision = await PipelineRepo(session).get_revision(pipeline_id, number)
+        if revision is None:
+            return None
+        spec = plans.spec(key, revision.spec)
+    return spec
+
+
 async def revision_spec(
     session: AsyncSession, plans: PlanCache, pipeline: Pipeline, number: int
 ) -> PipelineSpec:
     """The (cached) spec of revision ``number`` of the pipeline; ``NotFound`` when there is none."""
-    key = revision_key(pipeline.id, number)
-    spec = plans.cached_spec(key)
+    spec = await find_revision_spec(session, plans, pipeline.id, number)
     if spec is None:
-        revision = await PipelineRepo(session).get_revision(pipeline.id, number)
-        if revision is None:
-            raise NotFound(
-                f"pipeline {pipeline.name!r} has no revision {number} (latest is {pipeline.latest_revision})"
-            )
-        spec = plans.spec(key, revision.spec)
+        raise NotFound(
+            f"pipeline {pipeline.name!r} has no revision {number} (latest is {pipeline.latest_revision})"
+        )
     return spec
 
 

@@ -27,6 +27,7 @@ from app.errors import MashpipeError, NotFound, Unprocessable
 from app.pipelines.durations import parse_duration
 from app.pipelines.inputs import coerce_inputs
 from app.pipelines.spec import EndpointTrigger, PipelineSpec
+from app.runtime.admission import find_revision_spec
 from app.runtime.direct_runs import DirectRuns, DirectTarget
 from app.runtime.formats import render
 from app.runtime.limits import limit_of
@@ -37,7 +38,7 @@ from app.runtime.service import FINISHED, RunOutcome, RunService
 from app.runtime.webhooks import submit_retrying_busy
 from app.settings import Settings
 from app.storage.db import Database
-from app.storage.repositories import PipelineRepo, PublishedRepo
+from app.storage.repositories import PublishedRepo
 
 NOT_PUBLISHED = "no published pipeline at this address"
 
@@ -204,13 +205,9 @@ class EndpointService:
             pipeline = await PublishedRepo(session).find(account_name, pipeline_name)
             if pipeline is None:
                 raise NotFound(NOT_PUBLISHED)
-            key = revision_key(pipeline.id, pipeline.latest_revision)
-            spec = self._plans.cached_spec(key)
+            spec = await find_revision_spec(session, self._plans, pipeline.id, pipeline.latest_revision)
             if spec is None:
-                revision = await PipelineRepo(session).get_revision(pipeline.id, pipeline.latest_revision)
-                if revision is None:
-                    raise NotFound(NOT_PUBLISHED)
-                spec = self._plans.spec(key, revision.spec)
+                raise NotFound(NOT_PUBLISHED)
         endpoint = next((t.endpoint for t in spec.triggers if t.endpoint is not None), None)
         if endpoint is None:
             raise NotFound(NOT_PUBLISHED)

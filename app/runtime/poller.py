@@ -35,10 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import MashpipeError, StepError
 from app.pipelines.durations import parse_duration
+from app.runtime.admission import find_revision_spec
 from app.runtime.background import BackgroundLoop, seconds_until
 from app.runtime.clock import Clock
 from app.runtime.masking import Masker, masking_scope
-from app.runtime.plans import revision_key
 from app.runtime.poll_params import evaluate_poll_params
 from app.runtime.queue import QueueClosed
 from app.runtime.service import RunService
@@ -49,7 +49,6 @@ from app.storage.base import new_id
 from app.storage.db import Database
 from app.storage.models import Run
 from app.storage.models_triggers import PollState, TriggerRow
-from app.storage.repositories import PipelineRepo
 from app.storage.repositories.triggers import StaleTrigger, TriggerRepo
 
 logger = logging.getLogger("mashpipe.poller")
@@ -289,14 +288,10 @@ class Poller(BackgroundLoop):
 
     async def _inputs(self, row: TriggerRow) -> dict[str, Any]:
         """The inputs a run of the trigger's revision gets without any given (its defaults)."""
-        key = revision_key(row.pipeline_id, row.revision)
-        spec = self._runs.plans.cached_spec(key)
+        async with self._db.session() as session:
+            spec = await find_revision_spec(session, self._runs.plans, row.pipeline_id, row.revision)
         if spec is None:
-            async with self._db.session() as session:
-                revision = await PipelineRepo(session).get_revision(row.pipeline_id, row.revision)
-            if revision is None:
-                return {}
-            spec = self._runs.plans.spec(key, revision.spec)
+            return {}
         return {name: given.default for name, given in spec.inputs.items() if given.default is not None}
 
     async def _failed(

@@ -38,6 +38,7 @@ from app.pipelines.durations import parse_duration
 from app.pipelines.expressions import CompiledValue, Scope, compile_value
 from app.pipelines.inputs import coerce_inputs
 from app.pipelines.spec import PipelineSpec, WebhookTrigger
+from app.runtime.admission import find_revision_spec
 from app.runtime.delivery_batcher import BatcherClosed, DeliveryBatcher, NewDelivery
 from app.runtime.limits import limit_of
 from app.runtime.lookups import RememberedLookups
@@ -50,7 +51,7 @@ from app.security.webhook_signatures import Clock, check_hmac_sha256, check_stan
 from app.storage.db import Database
 from app.storage.models import Pipeline, Run
 from app.storage.models_hooks import MAX_DEDUPE_KEY_LENGTH, Hook
-from app.storage.repositories import HookRepo, PipelineRepo
+from app.storage.repositories import HookRepo
 
 logger = logging.getLogger("mashpipe.webhooks")
 
@@ -249,14 +250,10 @@ class WebhookService:
         return await self._submit(target, payload, key)
 
     async def _spec(self, session: AsyncSession, pipeline_id: str, number: int) -> PipelineSpec:
-        key = revision_key(pipeline_id, number)
-        spec = self._plans.cached_spec(key)
-        if spec is not None:
-            return spec
-        revision = await PipelineRepo(session).get_revision(pipeline_id, number)
-        if revision is None:
+        spec = await find_revision_spec(session, self._plans, pipeline_id, number)
+        if spec is None:
             raise NotFound("no such hook")
-        return self._plans.spec(key, revision.spec)
+        return spec
 
     async def _submit(self, target: HookTarget, payload: dict[str, Any], key: str | None) -> DeliveryOutcome:
         """Record the run with the deliveries arriving together (group commit, :mod:`app.runtime.
