@@ -20,10 +20,10 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qsl
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.apps import answer_headers
+from app.api.middleware import send_error
 from app.errors import MashpipeError
 from app.runtime.endpoints import Published, Served, etag_matches
 from app.runtime.state import State
@@ -97,10 +97,7 @@ async def _send_error(scope: Scope, send: Send, exc: MashpipeError) -> None:
     status = exc.status if 400 <= exc.status < 600 else 500
     if status >= 500:
         logger.error("%s %s failed: %s", scope["method"], scope["path"], exc.message)
-    body = orjson.dumps(exc.to_dict())
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, status, exc.to_dict())
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

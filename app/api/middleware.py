@@ -5,11 +5,12 @@ Both are plain ASGI so that they also see streamed bodies and never buffer a res
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -66,15 +67,26 @@ class BodySizeLimitMiddleware:
 
 
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "details": None}}).encode()
+    await send_error(send, status, {"error": {"code": code, "message": message, "details": None}})
+
+
+async def send_error(
+    send: Send, status: int, body: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer with the API's error shape (``body``: ``{"error": {...}}``) from a pure ASGI middleware."""
+    encoded = orjson.dumps(body)
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(encoded)).encode()),
+                *headers,
+            ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": encoded})
 
 
 class AccessLogMiddleware:

@@ -12,10 +12,9 @@ the proxy's address (``mashpipe serve`` then reads ``X-Forwarded-For`` from it) 
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.middleware import send_error
 from app.errors import RateLimited
 
 PUBLIC_PREFIXES = ("/v1/hooks/", "/v1/apps/", "/v1/oauth/")
@@ -45,9 +44,7 @@ class PublicRateLimitMiddleware:
 
 
 async def _send_429(send: Send, exc: RateLimited) -> None:
-    body = json.dumps(exc.to_dict()).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = []
     if exc.retry_after is not None:
         headers.append((b"retry-after", str(max(1, round(exc.retry_after))).encode()))
-    await send({"type": "http.response.start", "status": 429, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, 429, exc.to_dict(), headers)
