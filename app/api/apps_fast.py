@@ -17,12 +17,12 @@ request on, so nothing runs twice.
 
 from __future__ import annotations
 
-import logging
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.apps import answer_headers
+from app.api.errors import answer_status
 from app.api.middleware import send_error
 from app.errors import MashpipeError
 from app.runtime.endpoints import Published, Served, etag_matches
@@ -31,8 +31,6 @@ from app.runtime.state import State
 PREFIX = "/v1/apps/"
 MAX_NAME = 100
 FAST_FORMATS = frozenset({"json", "csv"})
-
-logger = logging.getLogger("mashpipe.api")
 
 
 class PublishedAppsMiddleware:
@@ -94,10 +92,7 @@ async def _send_served(scope: Scope, send: Send, published: Published, served: S
 
 async def _send_error(scope: Scope, send: Send, exc: MashpipeError) -> None:
     """The error answer of ``app.api.errors`` for a Mashpipe error (logged when it is a 5xx)."""
-    status = exc.status if 400 <= exc.status < 600 else 500
-    if status >= 500:
-        logger.error("%s %s failed: %s", scope["method"], scope["path"], exc.message)
-    await send_error(send, status, exc.to_dict())
+    await send_error(send, answer_status(exc, scope["method"], scope["path"]), exc.to_dict())
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

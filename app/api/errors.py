@@ -59,10 +59,16 @@ async def _mashpipe_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    status = answer_status(exc, request.method, request.url.path)
+    return error_response(status, exc.code, exc.message, exc.details, headers or None)
+
+
+def answer_status(exc: MashpipeError, method: str, path: str) -> int:
+    """The HTTP status answering ``exc`` (500 for one outside 4xx/5xx); a 5xx is logged."""
     status = exc.status if 400 <= exc.status < 600 else 500
     if status >= 500:
-        logger.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-    return error_response(status, exc.code, exc.message, exc.details, headers or None)
+        logger.error("%s %s failed: %s", method, path, exc.message)
+    return status
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
