@@ -8,12 +8,17 @@ not retried: the step fails with its error at once rather than holding a worker 
 
 Any exception that is not a :class:`~app.errors.MashpipeError` becomes a step error with code
 ``internal_error`` naming the exception; cancellation is never swallowed.
+
+The timeout of an attempt is armed only when the attempt suspends: an attempt
+that finishes without ever waiting (a core step over a small list, a cached answer) could not be
+interrupted by a timer anyway, and scheduling and cancelling one costs more than such a step.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 from app.errors import MashpipeError, StepError, StepTimeout
@@ -41,6 +46,29 @@ def internal_error(exc: BaseException, label: str) -> StepError:
     )
 
 
+@types.coroutine
+def _resumed(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """Go on with ``coro``, which has already run up to its first suspension (yielding ``yielded``):
+    what ``await coro`` would have done from there (values sent and exceptions thrown, cancellation
+    included, are passed on)."""
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
 async def attempt(
     once: Callable[[int], Awaitable[Any]],
     *,
@@ -63,8 +91,19 @@ async def attempt(
         on_attempt(number)
         error: MashpipeError
         try:
-            async with asyncio.timeout(limit):
-                return await once(number)
+            call = once(number)
+            if type(call) is not types.CoroutineType:
+                async with asyncio.timeout(limit):
+                    return await call
+            # Run up to the first suspension; only an attempt that suspends gets its timer, with
+            # the deadline counted from the start (a timer can only interrupt a suspended one).
+            deadline = asyncio.get_running_loop().time() + limit
+            try:
+                yielded = call.send(None)
+            except StopIteration as stop:
+                return stop.value
+            async with asyncio.timeout_at(deadline):
+                return await _resumed(call, yielded)
         except TimeoutError:
             error = StepTimeout(f"timed out after {describe_seconds(limit)}")
         except MashpipeError as exc:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,7 @@ from app.engine.paths import json_type
 from app.engine.plan import Plan, PlannedStep, compile_plan
 from app.engine.steps.common import CoreCall
 from app.engine.types import (
+    NullObserver,
     OperationCall,
     OperationCaller,
     RunObserver,
@@ -160,10 +161,14 @@ class _Run:
             "steps": self.scope_steps,
         }
         self.running: dict[asyncio.Task[None], StepResult] = {}
+        # The null observer does nothing with what it is told: no copies, no calls.
+        self.observed = type(observer) is not NullObserver
 
     # ------------------------------------------------------------------ observer
 
     async def _notify(self, started: bool, result: StepResult) -> None:
+        if not self.observed:
+            return
         snapshot = _snapshot(result)
         try:
             if started:
@@ -181,7 +186,8 @@ class _Run:
             result.logs[MAX_LOG_LINES - 1 :] = [f"... {dropped} more log lines dropped"]
         self.results[result.step_id] = result
         self.scope_steps[result.step_id] = {"output": result.output, "status": result.status.value}
-        await self._notify(False, result)
+        if self.observed:
+            await self._notify(False, result)
 
     # ------------------------------------------------------------------ one step
 
@@ -192,58 +198,33 @@ class _Run:
         log = result.logs
 
         def seen(number: int) -> None:
-            result.attempts = max(result.attempts, number)
+            if number > result.attempts:
+                result.attempts = number
 
         first = self.request.attempts_used.get(step.id, 0) + 1
-
-        if step.core is not None:
-            assert step.core.run is not None
-            run = step.core.run
+        once: Callable[[int], Awaitable[Any]]
+        core = step.core
+        if core is not None:
+            assert core.run is not None
+            run = core.run
+            item_fields = step.item_fields
             call = CoreCall(
-                step_id=step.id,
-                params=params,
-                item_fns={path: field.bind(variables) for path, field in step.item_fields.items()},
-                log=log,
+                step.id,
+                params,
+                {path: field.bind(variables) for path, field in item_fields.items()} if item_fields else {},
+                log,
             )
-
-            async def core_once(number: int) -> Any:
-                return await run(call)
-
-            return await attempt(
-                core_once,
-                limit=step.timeout,
-                retry=step.retry,
-                log=log,
-                label=step.uses,
-                on_attempt=seen,
-                first=first,
+            once = lambda number: run(call)  # noqa: E731 - one coroutine per attempt, no wrapper
+        else:
+            caller, connection, run_id = self.caller, step.spec.connection, self.request.run_id
+            uses, step_id, timeout = step.uses, step.id, step.timeout
+            once = lambda number: caller(  # noqa: E731
+                OperationCall(uses, params, connection, run_id, step_id, number, index, timeout, log)
             )
-
-        async def operation_once(number: int) -> Any:
-            return await self.caller(
-                OperationCall(
-                    uses=step.uses,
-                    params=params,
-                    connection=step.spec.connection,
-                    run_id=self.request.run_id,
-                    step_id=step.id,
-                    attempt=number,
-                    index=index,
-                    timeout=step.timeout,
-                    log=log,
-                )
-            )
-
         value = await attempt(
-            operation_once,
-            limit=step.timeout,
-            retry=step.retry,
-            log=log,
-            label=step.uses,
-            on_attempt=seen,
-            first=first,
+            once, limit=step.timeout, retry=step.retry, log=log, label=step.uses, on_attempt=seen, first=first
         )
-        return to_output(value)
+        return value if core is not None else to_output(value)
 
     async def _for_each(self, step: PlannedStep, elements: list[Any], result: StepResult) -> list[Any]:
         outputs: list[Any] = [None] * len(elements)
@@ -403,8 +384,9 @@ class _Run:
 
     async def _run_inline(self, sid: str) -> StepResult | None:
         """Run step ``sid`` in the current task; its result when it failed the run (``on_error: fail``)."""
-        result = StepResult(step_id=sid, status=StepStatus.RUNNING, started_at=_now())
-        await self._notify(True, result)
+        result = StepResult(sid, StepStatus.RUNNING, 0, _now())
+        if self.observed:
+            await self._notify(True, result)
         step = self.plan.steps[sid]
         await self._run_step(step, result)
         await self._record(result)
