@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.engine.compiled import Code, compile_code
+from app.engine.compiled_gen import Emitter, Factory, NotGenerated
 from app.engine.compiled_ops import Fallback
 from app.engine.paths import Analysis, analyze, project, projector, read_path
 from app.errors import ExpressionError
@@ -45,7 +46,7 @@ _PER_ITEM = frozenset({"item", "index"})
 class Evaluator:
     """One bare CEL expression, compiled once; evaluated with the shortcuts of :mod:`app.engine.paths`."""
 
-    __slots__ = ("analysis", "code", "expression", "roots", "source")
+    __slots__ = ("_factory", "_tried", "analysis", "code", "expression", "roots", "source")
 
     def __init__(self, expression: Expression) -> None:
         self.expression = expression
@@ -56,6 +57,19 @@ class Evaluator:
         # The common subset is evaluated by Python closures, CEL judging the unusual items
         # (see app.engine.compiled); None: CEL alone.
         self.code: Code | None = None if self.analysis.path is not None else compile_code(self.source)
+        self._factory: Factory | None = None  # the generated per-item function (app.engine.compiled_gen)
+        self._tried = False  # whether it was generated yet (on first bind)
+
+    def emit(self, emitter: Emitter) -> str:
+        """Write the plain case of this expression's per-item value (its ``bind``) into ``emitter``."""
+        path = self.analysis.path
+        if path is not None:
+            if path[0] == "index" and path[1]:
+                raise NotGenerated("a member of index")
+            return emitter.read(*path)
+        if self.code is None:
+            raise NotGenerated("CEL alone")
+        return emitter.expression(self.code.tree)
 
     @classmethod
     def compile(cls, source: str) -> Evaluator:
@@ -85,7 +99,12 @@ class Evaluator:
             root, keys = path
             if root not in variables:
                 raise ExpressionError(f"`{self.source}`: `{root}` is not defined here")
-            return read_path(self.source, variables[root], keys)
+            value = variables[root]
+            for key in keys:  # plain dicts with the key: read_path's answer without its checks
+                if type(value) is not dict or key not in value:
+                    return read_path(self.source, variables[root], keys)
+                value = value[key]
+            return value
         if self.code is not None:
             try:
                 return self.code.evaluate(variables)
@@ -114,6 +133,18 @@ class Evaluator:
 
         if self.code is None:
             return self._bind_cel(variables)
+        if not self._tried:
+            self._tried = True
+            self._factory = generate(self.emit)
+        if self._factory is not None:
+            fn = self._factory(variables, self._bind_compiled)
+            if fn is not None:
+                return fn
+        return self._bind_compiled(variables)
+
+    def _bind_compiled(self, variables: Mapping[str, Any]) -> ItemFn:
+        """The per-item function through the closures of :mod:`app.engine.compiled`, CEL judging."""
+        assert self.code is not None
         compiled = self.code.bind(variables)
         with_cel: list[ItemFn] = []  # CEL's per-item function, built when an item first needs it
 
@@ -195,6 +226,19 @@ def _item_reader(source: str, keys: tuple[str, ...]) -> ItemFn:
     return read
 
 
+def generate(emit: Callable[[Emitter], str]) -> Factory | None:
+    """The generated per-item function of what ``emit`` writes (see :mod:`app.engine.compiled_gen`),
+    or None when the generator does not cover it or would only call general functions."""
+    emitter = Emitter()
+    try:
+        result = emit(emitter)
+        if not emitter.inline:
+            return None
+        return emitter.finish(result)
+    except (NotGenerated, RecursionError, SyntaxError, MemoryError):
+        return None
+
+
 # ----------------------------------------------------------------------------- values
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -227,6 +271,11 @@ class _Node:
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
         raise NotImplementedError
 
+    def emit(self, emitter: Emitter) -> str:
+        """Write the plain case of ``bind``'s per-item value into ``emitter``; the default: this
+        node's general function."""
+        return emitter.general(self)
+
 
 class _Const(_Node):
     __slots__ = ("value",)
@@ -240,6 +289,9 @@ class _Const(_Node):
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
         value = self.value
         return lambda item, index: value
+
+    def emit(self, emitter: Emitter) -> str:
+        return emitter.const(self.value)
 
 
 def _json(value: Any, evaluator: Evaluator) -> Any:
@@ -260,6 +312,13 @@ class _Whole(_Node):
 
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
         return _json(self.evaluator.evaluate(variables), self.evaluator)
+
+    def emit(self, emitter: Emitter) -> str:
+        evaluator = self.evaluator
+        if not evaluator.fast and evaluator.code is None:
+            return emitter.general(self)
+        value = evaluator.emit(emitter)
+        return value if evaluator.fast else emitter.to_json(value)
 
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
         evaluator = self.evaluator
@@ -317,6 +376,12 @@ class _Interpolated(_Node):
         out.append(self.tail)
         return "".join(out)
 
+    def emit(self, emitter: Emitter) -> str:
+        if any(_index_member(e) or (not e.fast and e.code is None) for _, e in self.parts):
+            return emitter.general(self)
+        values = [evaluator.emit(emitter) for _, evaluator in self.parts]
+        return emitter.interpolate([text for text, _ in self.parts] + [self.tail], values, _text_of)
+
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
         # Each value is followed by the text before the next one (the tail after the last).
         head = self.parts[0][0]
@@ -362,6 +427,12 @@ class _Dict(_Node):
     def evaluate(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         return {key: node.evaluate(variables) for key, node in self.parts}
 
+    def emit(self, emitter: Emitter) -> str:
+        fields = [f"{key!r}: {node.emit(emitter)}" for key, node in self.parts]
+        out = emitter.temp()
+        emitter.line(f"{out} = {{{', '.join(fields)}}}")
+        return out
+
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
         # A field that is exactly ``${{ item.name }}`` is read here when ``item`` has the key
         # (what its evaluator would do); every other case calls the field's function, in order.
@@ -392,6 +463,12 @@ class _List(_Node):
     def evaluate(self, variables: Mapping[str, Any]) -> list[Any]:
         return [node.evaluate(variables) for node in self.nodes]
 
+    def emit(self, emitter: Emitter) -> str:
+        values = [node.emit(emitter) for node in self.nodes]
+        out = emitter.temp()
+        emitter.line(f"{out} = [{', '.join(values)}]")
+        return out
+
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
         bound = [node.bind(variables) for node in self.nodes]
 
@@ -402,6 +479,12 @@ class _List(_Node):
             return out
 
         return build
+
+
+def _index_member(evaluator: Evaluator) -> bool:
+    """Whether the expression is a pure path reading a member of ``index`` (an error, per item)."""
+    path = evaluator.analysis.path
+    return path is not None and path[0] == "index" and bool(path[1])
 
 
 def _item_key(node: _Node) -> str | None:
@@ -457,11 +540,13 @@ class ValueTemplate:
     expressions interpolates them as text; values from data are never evaluated again.
     """
 
-    __slots__ = ("_node", "raw")
+    __slots__ = ("_factory", "_node", "_tried", "raw")
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self._node = _compile_node(raw)
+        self._factory: Factory | None = None  # the generated per-item function (app.engine.compiled_gen)
+        self._tried = False  # whether it was generated yet (on first bind)
 
     @property
     def is_static(self) -> bool:
@@ -481,5 +566,15 @@ class ValueTemplate:
         return self._node.evaluate(variables)
 
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
-        """``fn(item, index)`` giving the value for one item."""
-        return self._node.bind(variables)
+        """``fn(item, index)`` giving the value for one item (a generated function when the
+        generator covers the value, see :mod:`app.engine.compiled_gen`)."""
+        node = self._node
+        if not self._tried:
+            self._tried = True
+            simple = isinstance(node, _Const) or (isinstance(node, _Whole) and node.evaluator.fast)
+            self._factory = None if simple else generate(node.emit)
+        if self._factory is not None:
+            fn = self._factory(variables, node.bind)
+            if fn is not None:
+                return fn
+        return node.bind(variables)
