@@ -127,9 +127,14 @@ def _item_error(exc: MashpipeError, field_name: str, index: int) -> StepError:
 
 async def evaluate_each(fn: ItemFn, items: list[Any], field_name: str) -> list[Any]:
     """``[fn(item, index) for each item]``, in chunks; an error names the field and the item index."""
+    total = len(items)
+    if total <= CHUNK:
+        try:
+            return list(map(fn, items, range(total)))
+        except MashpipeError:
+            pass  # the same items again one by one, to name the failing one (the functions are pure)
     out: list[Any] = []
     append = out.append
-    total = len(items)
     for start in range(0, total, CHUNK):
         stop = min(total, start + CHUNK)
         index = start

@@ -18,6 +18,7 @@ Output::
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import Any
 
 from app.engine.paths import json_type
@@ -43,6 +44,8 @@ async def run(call: CoreCall) -> list[Any]:
     where = call.item_fn("where")
     assert where is not None
     verdicts = await evaluate_each(where, items, "where")
+    if set(map(type, verdicts)) <= _BOOLEAN:
+        return list(compress(items, verdicts))
     kept: list[Any] = []
     for index, verdict in enumerate(verdicts):
         if verdict is True:
@@ -50,6 +53,9 @@ async def run(call: CoreCall) -> list[Any]:
         elif verdict is not False:
             raise invalid(f"where must yield a boolean, got {json_type(verdict)} on items[{index}]")
     return kept
+
+
+_BOOLEAN = frozenset({bool})
 
 
 STEP = CoreStep(

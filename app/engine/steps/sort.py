@@ -51,13 +51,33 @@ async def run(call: CoreCall) -> list[Any]:
     limit = int_param(call, "limit")
     by = call.item_fn("by")
     keys = await evaluate_each(by, items, "by") if by is not None else items
-    present = [(sort_key(key), index) for index, key in enumerate(keys) if not is_missing(key)]
-    missing = [index for index, key in enumerate(keys) if is_missing(key)]
-    # sort(reverse=True) keeps equal keys in their original order: stable both ways.
-    present.sort(key=lambda pair: pair[0], reverse=order == "desc")
-    ordered = [items[index] for _, index in present]
-    ordered.extend(items[index] for index in missing)
-    return ordered if limit is None else ordered[:limit]
+    positions = _plain_order(keys, order == "desc")
+    if positions is None:
+        present = [(sort_key(key), index) for index, key in enumerate(keys) if not is_missing(key)]
+        missing = [index for index, key in enumerate(keys) if is_missing(key)]
+        # sort(reverse=True) keeps equal keys in their original order: stable both ways.
+        present.sort(key=lambda pair: pair[0], reverse=order == "desc")
+        positions = [index for _, index in present]
+        positions.extend(missing)
+    if limit is not None:
+        positions = positions[:limit]
+    return [items[index] for index in positions]
+
+
+def _plain_order(keys: list[Any], descending: bool) -> list[int] | None:
+    """The positions in sorted order when every key is a number (no NaN) or every key a string:
+    the keys themselves order them as their :func:`sort_key` would (all of one kind, none
+    missing). None for anything else."""
+    kinds = {type(key) for key in keys}
+    if not (kinds <= _NUMBERS or kinds == _TEXT):
+        return None
+    if float in kinds and any(key != key for key in keys):
+        return None  # NaN is missing: it goes last
+    return sorted(range(len(keys)), key=keys.__getitem__, reverse=descending)
+
+
+_NUMBERS = frozenset({int, float})
+_TEXT = frozenset({str})
 
 
 STEP = CoreStep(
