@@ -9,7 +9,6 @@ New capabilities are added to ``Context``, so operation signatures never change.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -17,24 +16,18 @@ from types import MappingProxyType
 from typing import Any
 
 import httpx
-import orjson
 
-from app.sdk.errors import InvalidResponse, describe_url, raise_for_response
+from app.sdk.direct_json import fetch_json
+from app.sdk.errors import describe_url, raise_for_response
 from app.sdk.http import ConnectorHTTP
+from app.sdk.json_body import decode_response
+from app.sdk.json_body import has_long_number as has_long_number
 from app.sdk.pagination import Pagination
 
 MAX_LOG_LINES = 500
 MAX_LOG_LINE_CHARS = 2000
 REDACTED = "***"
-# Bytes turned into this with ``bytes.translate`` hold a run of 19 "0" exactly where the original held a
-# run of 19 ASCII digits (what ``re.compile(rb"\d{19}").search`` finds, ~20x faster on a long body).
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_NINETEEN_DIGITS = b"0" * 19
-
-
-def has_long_number(content: bytes) -> bool:
-    """Whether ``content`` holds 19 ASCII digits in a row (a JSON integer orjson might not keep exact)."""
-    return _NINETEEN_DIGITS in content.translate(_DIGITS_AS_ZERO)
+_NONE: Any = object()  # no value decoded yet (see Context.is_fresh_json)
 
 
 class StepLog:
@@ -98,23 +91,7 @@ class StepLog:
 
 def decode_json(response: httpx.Response) -> Any:
     """The JSON body of ``response`` (None when empty); :class:`InvalidResponse` when it is not JSON."""
-    content = response.content
-    if not content.strip():
-        return None
-    if not has_long_number(content):  # orjson turns integers beyond 64 bits into floats
-        try:
-            return orjson.loads(content)
-        except orjson.JSONDecodeError:
-            pass
-    try:
-        return json.loads(content)
-    except ValueError as exc:
-        start = content[:80].decode(response.encoding or "utf-8", "replace")
-        where = f"{response.request.method} {describe_url(response.request.url)}"
-        raise InvalidResponse(
-            f"{where}: the response is not valid JSON ({exc}); it starts with {start!r}",
-            details={"content_type": response.headers.get("content-type")},
-        ) from None
+    return decode_response(response)[0]
 
 
 class Context:
@@ -142,6 +119,7 @@ class Context:
         self.step_id = step_id
         self.attempt = attempt
         self._clock = clock
+        self._fresh_json: Any = _NONE
 
     def now(self) -> datetime:
         """The current time, timezone-aware UTC (tests can fix it)."""
@@ -153,9 +131,14 @@ class Context:
         Keyword arguments are those of ``httpx``: ``params``, ``headers``, ``json``, ``content``, ``data``.
         An empty body gives None; a malformed one :class:`InvalidResponse`.
         """
-        response = await self.http.request(method, url, **kwargs)
-        raise_for_response(response)
-        return decode_json(response)
+        value, fresh = await fetch_json(self.http, method, url, kwargs)
+        self._fresh_json = value if fresh else _NONE
+        return value
+
+    def is_fresh_json(self, value: Any) -> bool:
+        """Whether ``value`` is the very object the last :meth:`request_json` returned, as orjson decoded it
+        (plain JSON types only, unless changed since: see ``app.sdk.passthrough``)."""
+        return value is self._fresh_json
 
     async def paginate(
         self,

@@ -94,24 +94,7 @@ class DirectStream(httpx.AsyncByteStream):
         Past this stream's cap (the guard's) or past ``limit`` (the caller's), ``InvalidResponse``;
         the checks come in the general path's order: the guard's cap first.
         """
-        content = self._raw.content
-        cap = self._limit
-        chunks: list[bytes] = []
-        total = 0
-        try:
-            while True:
-                chunk = await content.read(READ_CHUNK)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if cap is not None and total > cap:
-                    raise response_too_large(self._url, cap)
-                if limit is not None and total > limit:
-                    raise response_too_large(self._url, limit)
-                chunks.append(chunk)
-        except aiohttp.ClientError as exc:
-            raise to_httpx_error(exc) from exc
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return await read_capped(self._raw, self._limit, limit, self._url)
 
     async def aclose(self) -> None:
         response = self._response() if self._response is not None else None
@@ -134,6 +117,8 @@ class DirectSender:
         self.transport = transport
         self.max_redirects = client.max_redirects
         self.follow_redirects = client.follow_redirects
+        self._timeout_source: httpx.Timeout | None = None
+        self._timeout: aiohttp.ClientTimeout | None = None
 
     def usable(self) -> bool:
         """Whether the client is open and adds nothing the direct path skips (event hooks)."""
@@ -143,8 +128,14 @@ class DirectSender:
         hooks = client.event_hooks
         return not hooks["request"] and not hooks["response"]
 
-    async def send(self, request: httpx.Request, *, follow_redirects: Any) -> httpx.Response:
-        """What ``client.send(request, stream=True, follow_redirects=...)`` does without auth (see module)."""
+    async def send(
+        self, request: httpx.Request, *, follow_redirects: Any, first: httpx.Response | None = None
+    ) -> httpx.Response:
+        """What ``client.send(request, stream=True, follow_redirects=...)`` does without auth (see module).
+
+        ``first``: the answer to ``request`` when it was already sent (by :meth:`open_plain`, wrapped
+        by :meth:`wrap`): the redirect loop goes on from there.
+        """
         follow = (
             self.follow_redirects if follow_redirects is httpx.USE_CLIENT_DEFAULT else bool(follow_redirects)
         )
@@ -152,7 +143,10 @@ class DirectSender:
         while True:
             if len(history) > self.max_redirects:
                 raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
-            response = await self._send_single(request)
+            if first is not None:
+                response, first = first, None
+            else:
+                response = await self._send_single(request)
             try:
                 response.history = list(history)
                 if not response.has_redirect_location:
@@ -171,18 +165,46 @@ class DirectSender:
                 await response.aclose()
                 raise
 
-    async def _send_single(self, request: httpx.Request) -> httpx.Response:
-        start = time.perf_counter()
+    def timeout_of(self, timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
+        """The aiohttp timeouts a request with ``timeout`` is sent with (remembered for the last one seen)."""
+        if timeout is not self._timeout_source:
+            self._timeout = self.transport.timeout_of(timeout)
+            self._timeout_source = timeout
+        assert self._timeout is not None
+        return self._timeout
+
+    async def open_plain(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: list[tuple[str, str]],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
+    ) -> aiohttp.ClientResponse:
+        """One hop of a request without body, given as plain values (no ``httpx.Request``): checked, sent.
+
+        What :meth:`_send_single` does before wrapping the answer: the egress check of ``url``, the
+        send (``headers`` exactly as the transport would write them), a declared ``Content-Length``
+        past the guard's cap refused. The caller reads the answer (:func:`read_capped`) or wraps it
+        (:meth:`wrap`) to go on as the general path does.
+        """
         guard = self.guard
-        await guard.policy.check_request_url(request.url, resolve=guard.resolve_hostnames)
-        raw = await self.transport.open(request)
-        limit = guard.max_response_bytes
+        await guard.policy.check_request_url(url, resolve=guard.resolve_hostnames)
+        raw = await self.transport.send_raw(method, str(url), headers, timeout=timeout)
+        await self._check_declared(raw, url)
+        return raw
+
+    async def _check_declared(self, raw: aiohttp.ClientResponse, url: httpx.URL) -> None:
+        limit = self.guard.max_response_bytes
         if limit is not None:
             declared = ", ".join(raw.headers.getall("Content-Length", ()))
             if declared.isdigit() and int(declared) > limit:
-                await _release(raw)
-                raise response_too_large(request.url, limit)
-        stream = DirectStream(raw, limit, request.url, start)
+                await release_raw(raw)
+                raise response_too_large(url, limit)
+
+    async def wrap(self, raw: aiohttp.ClientResponse, request: httpx.Request, start: float) -> httpx.Response:
+        """The ``httpx.Response`` of ``raw`` (the answer to ``request``, sent at ``start``), its body streamed
+        and capped; httpx's ``HTTP Request: ...`` log line written."""
+        stream = DirectStream(raw, self.guard.max_response_bytes, request.url, start)
         try:
             response = httpx.Response(
                 status_code=raw.status,
@@ -192,7 +214,7 @@ class DirectSender:
                 extensions=response_extensions(raw),
             )
         except BaseException:
-            await _release(raw)
+            await release_raw(raw)
             raise
         stream.bind(response)
         if _HTTPX_LOGGER.isEnabledFor(logging.INFO):
@@ -206,8 +228,43 @@ class DirectSender:
             )
         return response
 
+    async def _send_single(self, request: httpx.Request) -> httpx.Response:
+        start = time.perf_counter()
+        guard = self.guard
+        await guard.policy.check_request_url(request.url, resolve=guard.resolve_hostnames)
+        raw = await self.transport.open(request)
+        await self._check_declared(raw, request.url)
+        return await self.wrap(raw, request, start)
 
-async def _release(raw: aiohttp.ClientResponse) -> None:
+
+async def read_capped(
+    raw: aiohttp.ClientResponse, cap: int | None, limit: int | None, url: httpx.URL
+) -> bytes:
+    """The whole body of ``raw`` as it came (no decoding), failing past ``cap`` (the guard's) or ``limit``.
+
+    ``InvalidResponse`` past either (the guard's cap checked first); aiohttp errors as httpx ones.
+    """
+    content = raw.content
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        while True:
+            chunk = await content.read(READ_CHUNK)
+            if not chunk:
+                break
+            total += len(chunk)
+            if cap is not None and total > cap:
+                raise response_too_large(url, cap)
+            if limit is not None and total > limit:
+                raise response_too_large(url, limit)
+            chunks.append(chunk)
+    except aiohttp.ClientError as exc:
+        raise to_httpx_error(exc) from exc
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def release_raw(raw: aiohttp.ClientResponse) -> None:
+    """Release ``raw``'s connection (aiohttp errors as httpx ones)."""
     try:
         await raw.__aexit__(None, None, None)
     except aiohttp.ClientError as exc:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, NoReturn
 
@@ -360,6 +360,10 @@ class ConnectorHTTP:
     async def _send(self, request: httpx.Request, *, follow_redirects: Any) -> httpx.Response:
         if self.limiter is not None:
             await self.limiter.acquire(what=self._limiter_name)
+        return await self._send_now(request, follow_redirects=follow_redirects)
+
+    async def _send_now(self, request: httpx.Request, *, follow_redirects: Any) -> httpx.Response:
+        """:meth:`_send` once the rate limiter let the request go."""
         auth = self.auth if self.auth is not None and self.same_origin(request.url) else None
         cached = self.cache is not None and request.method in CACHEABLE_METHODS
         direct = self._direct
@@ -393,18 +397,28 @@ class ConnectorHTTP:
         """:meth:`_send`, retried on 429/5xx/connection failures when the call has a retry budget."""
         if self.retry is None:
             return await self._send(request, follow_redirects=follow_redirects)
+        return await self.retry.send(request, self.attempt(request, follow_redirects=follow_redirects))
+
+    def attempt(
+        self, request: httpx.Request, *, follow_redirects: Any
+    ) -> Callable[[], Awaitable[httpx.Response]]:
+        """One sending of ``request`` as built (what a retry sends again)."""
         url = request.url
 
         def attempt() -> Awaitable[httpx.Response]:
             request.url = url  # as built: an auth flow's change (a path prefix) is not applied twice
             return self._send(request, follow_redirects=follow_redirects)
 
-        return await self.retry.send(request, attempt)
+        return attempt
 
     def _raise_mapped(self, exc: Exception, request: httpx.Request) -> NoReturn:
         """Raise the typed error of ``exc`` with the connection's secrets masked (without ``exc`` as its
         cause when that still names a secret)."""
-        mapped = map_transport_error(exc, method=request.method, url=request.url)
+        self.raise_mapped(exc, request.method, request.url)
+
+    def raise_mapped(self, exc: Exception, method: str, url: httpx.URL) -> NoReturn:
+        """:meth:`_raise_mapped` of a request given by its method and URL."""
+        mapped = map_transport_error(exc, method=method, url=url)
         masked = isinstance(mapped, StepError) and mask_error(mapped, self.secrets)
         if masked or any(secret in str(exc) for secret in self.secrets):
             raise mapped from None  # the httpx exception still names the secret

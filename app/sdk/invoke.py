@@ -34,6 +34,7 @@ from app.sdk.connector import Connector, Operation, Poll
 from app.sdk.context import Context, StepLog
 from app.sdk.errors import InvalidResponse
 from app.sdk.http import ConnectorHTTP, map_transport_error, merge_headers
+from app.sdk.passthrough import returns_request_json
 from app.sdk.ratelimit import RateLimiter
 from app.sdk.redaction import mask_error, secret_values
 from app.sdk.retries import RetryPolicy
@@ -255,6 +256,8 @@ async def invoke_action(
         if masked:
             raise error from None  # the original exception still holds the secret
         raise error from exc
+    if operation.output_type is Any and ctx.is_fresh_json(result) and returns_request_json(operation.func):
+        return result  # plain JSON as orjson decoded it, untouched since: what _convert would copy
     return _convert(operation, result)[1]
 
 

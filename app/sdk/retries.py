@@ -157,9 +157,21 @@ class RetryBudget:
             first = await send()
         except ConnectionFailed as exc:
             first = exc
-        else:
-            if not self._retry_response(first):
-                return first
+        return await self.resume(request, first, send)
+
+    async def resume(
+        self, request: httpx.Request, first: httpx.Response | ConnectionFailed, send: Send
+    ) -> httpx.Response:
+        """What :meth:`send` does once ``request`` was sent a first time, with the outcome ``first``.
+
+        (The direct path of ``app.sdk.direct_json`` sends a request before building its
+        ``httpx.Request``; it builds one only when the answer needs it, and goes on from here.)
+        """
+        if isinstance(first, ConnectionFailed):
+            if self.remaining <= 0 or not replayable(request):
+                raise first
+        elif self.remaining <= 0 or not replayable(request) or not self._retry_response(first):
+            return first
         return await self._retry(first, send)
 
     async def _retry(self, first: httpx.Response | ConnectionFailed, send: Send) -> httpx.Response:

@@ -18,6 +18,7 @@ closing early...), so step errors read the same whichever transport is configure
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -48,6 +49,12 @@ ERROR_MAP: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = 
     (aiohttp.ClientConnectionError, httpx.ConnectError),
     (aiohttp.ClientError, httpx.TransportError),
 )
+
+
+@functools.lru_cache(maxsize=1024)
+def _yarl_url(text: str) -> yarl.URL:
+    """``yarl.URL(text, encoded=True)``, remembered (``yarl.URL`` is immutable)."""
+    return yarl.URL(text, encoded=True)
 
 
 def to_httpx_error(exc: aiohttp.ClientError) -> httpx.TransportError:
@@ -135,9 +142,6 @@ class PinnedAiohttpTransport(httpx.AsyncBaseTransport):
 
         What :meth:`handle_async_request` wraps; ``app.sdk.direct`` reads it without the wrapping.
         """
-        session = self._session
-        if session is None:
-            session = self._session = self._factory()
         headers = request.headers
         data: Any
         try:
@@ -150,21 +154,50 @@ class PinnedAiohttpTransport(httpx.AsyncBaseTransport):
         header_list = [(key.decode(encoding), value.decode(encoding)) for key, value in headers.raw]
         extensions = request.extensions
         sni_hostname = extensions.get("sni_hostname")
+        return await self.send_raw(
+            request.method,
+            str(request.url),
+            header_list,
+            data=data,
+            timeout=self._timeout(extensions.get("timeout")),
+            server_hostname=sni_hostname if isinstance(sni_hostname, str) else None,
+        )
+
+    def timeout_of(self, timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
+        """The aiohttp timeouts of an ``httpx.Timeout`` (what a request with that timeout is sent with)."""
+        return self._timeout(timeout.as_dict())
+
+    async def send_raw(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        *,
+        data: Any = None,
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's, for its session)
+        server_hostname: str | None = None,
+    ) -> aiohttp.ClientResponse:
+        """What :meth:`open` sends, as plain values: ``url`` encoded (sent as is), ``headers`` as written.
+
+        ``app.sdk.direct`` sends requests it built without ``httpx`` objects through here.
+        """
+        session = self._session
+        if session is None:
+            session = self._session = self._factory()
         try:
-            response = await session.request(
-                request.method,
-                yarl.URL(str(request.url), encoded=True),  # already encoded by httpx: sent as is
-                headers=header_list,  # as written (names keep their case), duplicates kept
+            return await session.request(
+                method,
+                _yarl_url(url),  # already encoded by httpx: sent as is
+                headers=headers,  # as written (names keep their case), duplicates kept
                 data=data,
                 allow_redirects=False,  # httpx follows them, checking each hop
                 auto_decompress=False,  # httpx decodes (and the caller caps the decoded size)
                 compress=None,
-                timeout=self._timeout(extensions.get("timeout")),
-                server_hostname=sni_hostname if isinstance(sni_hostname, str) else None,
+                timeout=timeout,
+                server_hostname=server_hostname,
             )
         except aiohttp.ClientError as exc:
             raise to_httpx_error(exc) from exc
-        return response
 
     async def __aenter__(self) -> Self:
         return self
