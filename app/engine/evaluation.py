@@ -113,7 +113,27 @@ class Evaluator:
         return self.expression.evaluate(self._scope(variables))
 
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
-        """``fn(item, index)`` evaluating the expression with these variables plus ``item``/``index``."""
+        """``fn(item, index)`` evaluating the expression with these variables plus ``item``/``index``:
+        a generated function when the generator covers the expression (see
+        :mod:`app.engine.compiled_gen`), else :meth:`bind_general`'s."""
+        if self.analysis.path is None and self.code is not None:
+            if not self._tried:
+                self._tried = True
+                self._factory = generate(self.emit)
+            if self._factory is not None:
+                fn = self._factory(variables, self.bind_general)
+                if fn is not None:
+                    return fn
+        return self.bind_general(variables)
+
+    @property
+    def generated(self) -> bool:
+        """Whether ``bind`` gives a generated function (known once bound)."""
+        return self._factory is not None
+
+    def bind_general(self, variables: Mapping[str, Any]) -> ItemFn:
+        """The per-item function without generated code: a pure path read directly, the closures of
+        :mod:`app.engine.compiled` with CEL judging what they do not settle, or CEL alone."""
         source = self.source
         path = self.analysis.path
         if path is not None:
@@ -133,18 +153,6 @@ class Evaluator:
 
         if self.code is None:
             return self._bind_cel(variables)
-        if not self._tried:
-            self._tried = True
-            self._factory = generate(self.emit)
-        if self._factory is not None:
-            fn = self._factory(variables, self._bind_compiled)
-            if fn is not None:
-                return fn
-        return self._bind_compiled(variables)
-
-    def _bind_compiled(self, variables: Mapping[str, Any]) -> ItemFn:
-        """The per-item function through the closures of :mod:`app.engine.compiled`, CEL judging."""
-        assert self.code is not None
         compiled = self.code.bind(variables)
         with_cel: list[ItemFn] = []  # CEL's per-item function, built when an item first needs it
 
@@ -574,7 +582,16 @@ class ValueTemplate:
             simple = isinstance(node, _Const) or (isinstance(node, _Whole) and node.evaluator.fast)
             self._factory = None if simple else generate(node.emit)
         if self._factory is not None:
-            fn = self._factory(variables, node.bind)
+            fn = self._factory(variables, self.bind_general)
             if fn is not None:
                 return fn
         return node.bind(variables)
+
+    @property
+    def generated(self) -> bool:
+        """Whether ``bind`` gives a generated function (known once bound)."""
+        return self._factory is not None
+
+    def bind_general(self, variables: Mapping[str, Any]) -> ItemFn:
+        """The per-item function without generated code (what a generated function falls back to)."""
+        return self._node.bind(variables)

@@ -130,9 +130,12 @@ async def evaluate_each(fn: ItemFn, items: list[Any], field_name: str) -> list[A
     total = len(items)
     if total <= CHUNK:
         try:
-            return list(map(fn, items, range(total)))
+            values = list(map(fn, items, range(total)))
         except MashpipeError:
             pass  # the same items again one by one, to name the failing one (the functions are pure)
+        else:
+            if len(values) == total:  # (a StopIteration out of fn would end map early, silently)
+                return values
     out: list[Any] = []
     append = out.append
     for start in range(0, total, CHUNK):
