@@ -47,9 +47,12 @@ class StepLog:
         max_lines: int = MAX_LOG_LINES,
     ) -> None:
         self.lines: list[str] = lines if lines is not None else []
-        self._logger = logging.getLogger(name)
-        self._secrets = sorted(
-            {s for s in secrets if isinstance(s, str) and len(s) >= 4}, key=len, reverse=True
+        self._name = name
+        self._logger: logging.Logger | None = None  # found on the first line (most steps log none)
+        self._secrets = (
+            sorted({s for s in secrets if isinstance(s, str) and len(s) >= 4}, key=len, reverse=True)
+            if secrets
+            else []
         )
         self._max_lines = max_lines
         self._dropped = 0
@@ -65,7 +68,10 @@ class StepLog:
             text = text.replace(secret, REDACTED)
         if len(text) > MAX_LOG_LINE_CHARS:
             text = text[:MAX_LOG_LINE_CHARS] + "…"
-        self._logger.debug("%s %s", level, text)
+        logger = self._logger
+        if logger is None:
+            logger = self._logger = logging.getLogger(self._name)
+        logger.debug("%s %s", level, text)
         if len(self.lines) < self._max_lines:
             self.lines.append(f"{level} {text}")
             return

@@ -35,8 +35,8 @@ import datetime
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, NoReturn
 
 import aiohttp
 import httpx
@@ -177,7 +177,7 @@ class DirectSender:
         self,
         method: str,
         url: httpx.URL,
-        headers: list[tuple[str, str]],
+        headers: Sequence[tuple[str, str]],
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
     ) -> aiohttp.ClientResponse:
         """One hop of a request without body, given as plain values (no ``httpx.Request``): checked, sent.
@@ -188,18 +188,27 @@ class DirectSender:
         (:meth:`wrap`) to go on as the general path does.
         """
         guard = self.guard
-        await guard.policy.check_request_url(url, resolve=guard.resolve_hostnames)
+        if guard.resolve_hostnames:
+            await guard.policy.check_request_url(url, resolve=True)
+        else:
+            guard.policy.check_url(url)  # what check_request_url does without resolving
         raw = await self.transport.send_raw(method, str(url), headers, timeout=timeout)
-        await self._check_declared(raw, url)
+        if self._declared_too_large(raw):
+            await self._refuse(raw, url)
         return raw
 
-    async def _check_declared(self, raw: aiohttp.ClientResponse, url: httpx.URL) -> None:
+    def _declared_too_large(self, raw: aiohttp.ClientResponse) -> bool:
         limit = self.guard.max_response_bytes
-        if limit is not None:
-            declared = ", ".join(raw.headers.getall("Content-Length", ()))
-            if declared.isdigit() and int(declared) > limit:
-                await release_raw(raw)
-                raise response_too_large(url, limit)
+        if limit is None:
+            return False
+        declared = ", ".join(raw.headers.getall("Content-Length", ()))
+        return declared.isdigit() and int(declared) > limit
+
+    async def _refuse(self, raw: aiohttp.ClientResponse, url: httpx.URL) -> NoReturn:
+        limit = self.guard.max_response_bytes
+        assert limit is not None
+        await release_raw(raw)
+        raise response_too_large(url, limit)
 
     async def wrap(self, raw: aiohttp.ClientResponse, request: httpx.Request, start: float) -> httpx.Response:
         """The ``httpx.Response`` of ``raw`` (the answer to ``request``, sent at ``start``), its body streamed
@@ -233,7 +242,8 @@ class DirectSender:
         guard = self.guard
         await guard.policy.check_request_url(request.url, resolve=guard.resolve_hostnames)
         raw = await self.transport.open(request)
-        await self._check_declared(raw, request.url)
+        if self._declared_too_large(raw):
+            await self._refuse(raw, request.url)
         return await self.wrap(raw, request, start)
 
 

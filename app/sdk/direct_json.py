@@ -55,7 +55,7 @@ class _Plan:
     direct: DirectSender
     method: str
     url: httpx.URL
-    headers: list[tuple[str, str]]
+    headers: tuple[tuple[str, str], ...]
 
 
 def _ascii_text(value: Any) -> bool:
@@ -74,12 +74,48 @@ def _auth_header(auth: httpx.Auth) -> tuple[str, str] | None:
     return None
 
 
+# (client headers, connector headers, request headers, netloc, auth header) -> wire_headers' answer
+_WIRE: dict[tuple[Any, ...], tuple[tuple[str, str], ...] | None] = {}
+_WIRE_KEPT = 512
+
+
 def wire_headers(
     http: ConnectorHTTP, target: httpx.URL, headers: Any, auth: httpx.Auth | None
-) -> list[tuple[str, str]] | None:
+) -> tuple[tuple[str, str], ...] | None:
     """The headers the transport writes for a request without body that ``http`` builds (``headers``
     given to it) to ``target``, ``auth`` (a header-setting flow) applied; None when some are not ASCII
-    text (httpx decides then: it may refuse them, or write them in another encoding)."""
+    text (httpx decides then: it may refuse them, or write them in another encoding).
+
+    Remembered: the answer depends only on the client's, the connector's and the request's headers
+    (names and values), the URL's host and port and the auth header, all part of the key.
+    """
+    auth_header = _auth_header(auth) if auth is not None else None
+    if auth is not None and auth_header is None:
+        return None
+    if headers and not isinstance(headers, dict):  # pairs, httpx.Headers...: computed, never remembered
+        return _wire_headers(http, target, headers, auth_header)
+    try:
+        key = (
+            tuple(http.client.headers.raw),
+            tuple(http.headers.items()),
+            tuple(headers.items()) if headers else (),
+            target.netloc,
+            auth_header,
+        )
+        if key in _WIRE:
+            return _WIRE[key]
+    except TypeError:  # a value that cannot be hashed (not text): computed, never remembered
+        return _wire_headers(http, target, headers, auth_header)
+    known = _wire_headers(http, target, headers, auth_header)
+    if len(_WIRE) >= _WIRE_KEPT:
+        _WIRE.clear()
+    _WIRE[key] = known
+    return known
+
+
+def _wire_headers(
+    http: ConnectorHTTP, target: httpx.URL, headers: Any, auth_header: tuple[str, str] | None
+) -> tuple[tuple[str, str], ...] | None:
     client = http.client
     merged = merge_headers(http.headers, headers) if headers else http.headers
     pairs: list[tuple[str, str]] = []
@@ -99,19 +135,18 @@ def wire_headers(
         if not netloc.isascii():
             return None
         pairs.insert(0, ("Host", netloc.decode("ascii")))
-    if auth is not None:  # request.headers[name] = value: the first one replaced, later ones dropped
-        header = _auth_header(auth)
-        if header is None or not (_ascii_text(header[0]) and _ascii_text(header[1])):
+    if auth_header is not None:  # request.headers[name] = value: the first one replaced, later ones dropped
+        if not (_ascii_text(auth_header[0]) and _ascii_text(auth_header[1])):
             return None
-        folded = header[0].lower()
+        folded = auth_header[0].lower()
         found = [index for index, (name, _) in enumerate(pairs) if name.lower() == folded]
         for index in reversed(found[1:]):
             del pairs[index]
         if found:
-            pairs[found[0]] = header
+            pairs[found[0]] = auth_header
         else:
-            pairs.append(header)
-    return pairs
+            pairs.append(auth_header)
+    return tuple(pairs)
 
 
 def _plan(http: ConnectorHTTP, method: str, url: str | httpx.URL, kwargs: Mapping[str, Any]) -> _Plan | None:
@@ -173,10 +208,12 @@ async def fetch_json(
     start = time.perf_counter()
     client = http.client
     try:
-        with _masked(http):
-            raw = await direct.open_plain(
-                plan.method, plan.url, plan.headers, direct.timeout_of(client.timeout)
-            )
+        opening = direct.open_plain(plan.method, plan.url, plan.headers, direct.timeout_of(client.timeout))
+        if http.secrets:
+            with secrets_in_scope(http.secrets):
+                raw = await opening
+        else:
+            raw = await opening
     except httpx.HTTPError as exc:
         try:
             http.raise_mapped(exc, plan.method, plan.url)

@@ -25,6 +25,7 @@ The testing harness uses no retries unless a test passes a :class:`RetryPolicy`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,10 +60,11 @@ class RetryPolicy:
     @classmethod
     def from_settings(cls, settings: Any) -> RetryPolicy:
         """The policy of ``settings.http_retries`` and ``settings.http_retry_max_wait``."""
-        return cls(
-            retries=int(getattr(settings, "http_retries", 2)),
-            max_wait=float(getattr(settings, "http_retry_max_wait", 10.0)),
-        )
+        retries = int(getattr(settings, "http_retries", 2))
+        max_wait = float(getattr(settings, "http_retry_max_wait", 10.0))
+        if cls is RetryPolicy:
+            return _policy(retries, max_wait)
+        return cls(retries=retries, max_wait=max_wait)
 
     @classmethod
     def none(cls) -> RetryPolicy:
@@ -78,6 +80,12 @@ class RetryPolicy:
         base = self.initial_wait * (2 ** (retry_number - 1))
         jitter: float = random.uniform(0, self.initial_wait)
         return float(min(self.max_wait, base + jitter))
+
+
+@functools.lru_cache(maxsize=64)
+def _policy(retries: int, max_wait: float) -> RetryPolicy:
+    """``RetryPolicy(retries=..., max_wait=...)``, remembered (a policy is frozen: one serves every call)."""
+    return RetryPolicy(retries=retries, max_wait=max_wait)
 
 
 def replayable(request: httpx.Request) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -171,7 +171,7 @@ class PinnedAiohttpTransport(httpx.AsyncBaseTransport):
         self,
         method: str,
         url: str,
-        headers: list[tuple[str, str]],
+        headers: Sequence[tuple[str, str]],
         *,
         data: Any = None,
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's, for its session)
