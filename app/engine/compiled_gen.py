@@ -429,6 +429,11 @@ class Emitter:
     # ------------------------------------------------------------------ the function
 
     def source(self, result: str) -> str:
+        """The factory: run-wide statements, then ``fn(item, index)`` and ``fn.many(items, start,
+        stop)``: ``[fn(items[i], i) for i in range(start, stop)]`` with the body in the loop, without
+        a call per item (see :func:`app.engine.steps.common.evaluate_each`)."""
+        guard = ["if type(item) is not dict: raise FALLBACK"] if self.item_dict else []
+        body = [*(" " * 12 + line for line in guard), *self.item.lines]
         lines = [
             "def factory(V, general):",
             "    try:",
@@ -440,16 +445,30 @@ class Emitter:
             "    def fn(item, index):",
             "        nonlocal slow",
             "        try:",
-        ]
-        if self.item_dict:
-            lines.append("            if type(item) is not dict: raise FALLBACK")
-        lines += [*self.item.lines, f"            return {result}"]
-        lines += [
+            *body,
+            f"            return {result}",
             "        except (Fallback, KeyError, RecursionError):",
             "            pass",
             "        if slow is None:",
             "            slow = general(V)",
             "        return slow(item, index)",
+            "    def many(items, start, stop):",
+            "        nonlocal slow",
+            "        out = []",
+            "        append = out.append",
+            "        for index in range(start, stop):",
+            "            item = items[index]",
+            "            try:",
+            *("    " + line for line in body),
+            f"                append({result})",
+            "                continue",
+            "            except (Fallback, KeyError, RecursionError):",
+            "                pass",
+            "            if slow is None:",
+            "                slow = general(V)",
+            "            append(slow(item, index))",
+            "        return out",
+            "    fn.many = many",
             "    return fn",
         ]
         return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ reads are converted (see :mod:`app.engine.paths`).
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -220,6 +221,18 @@ def _item_reader(source: str, keys: tuple[str, ...]) -> ItemFn:
                 return item[key]
             return read_path(source, item, keys)
 
+        getter = operator.itemgetter(key)
+
+        def many(items: list[Any], start: int, stop: int) -> list[Any]:
+            # ``item[key]`` of every item in C: for JSON items (dicts, lists, scalars, null) it
+            # succeeds exactly when ``read_one`` reads the key; anything else is read one by one.
+            part = items if start == 0 and stop == len(items) else items[start:stop]
+            try:
+                return list(map(getter, part))
+            except (KeyError, TypeError, IndexError):
+                return [read_one(items[index], index) for index in range(start, stop)]
+
+        read_one.many = many  # type: ignore[attr-defined]  # see evaluate_each
         return read_one
 
     def read(item: Any, index: int) -> Any:

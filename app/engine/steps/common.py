@@ -12,7 +12,7 @@ take effect while it works.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -126,28 +126,45 @@ def _item_error(exc: MashpipeError, field_name: str, index: int) -> StepError:
 
 
 async def evaluate_each(fn: ItemFn, items: list[Any], field_name: str) -> list[Any]:
-    """``[fn(item, index) for each item]``, in chunks; an error names the field and the item index."""
+    """``[fn(item, index) for each item]``, in chunks; an error names the field and the item index.
+
+    A function with a ``many(items, start, stop)`` attribute (generated functions, pure item paths)
+    computes a whole chunk in one call; others are mapped in C. When that raises, the chunk is walked
+    again item by item to name the failing one (per-item functions are pure)."""
     total = len(items)
-    if total <= CHUNK:
-        try:
-            values = list(map(fn, items, range(total)))
-        except MashpipeError:
-            pass  # the same items again one by one, to name the failing one (the functions are pure)
-        else:
-            if len(values) == total:  # (a StopIteration out of fn would end map early, silently)
-                return values
+    many: Callable[[list[Any], int, int], list[Any]] | None = getattr(fn, "many", None)
     out: list[Any] = []
-    append = out.append
     for start in range(0, total, CHUNK):
         stop = min(total, start + CHUNK)
-        index = start
         try:
-            for index in range(start, stop):
-                append(fn(items[index], index))
-        except MashpipeError as exc:
-            raise _item_error(exc, field_name, index) from None
+            if many is not None:
+                values = many(items, start, stop)
+            elif start == 0 and stop == total:
+                values = list(map(fn, items, range(total)))
+            else:
+                values = list(map(fn, items[start:stop], range(start, stop)))
+        except MashpipeError:
+            values = []
+        if len(values) != stop - start:  # (a StopIteration out of fn would end map early, silently)
+            values = _one_by_one(fn, items, start, stop, field_name)
+        if out:
+            out.extend(values)
+        else:
+            out = values
         if stop < total:
             await asyncio.sleep(0)
+    return out
+
+
+def _one_by_one(fn: ItemFn, items: list[Any], start: int, stop: int, field_name: str) -> list[Any]:
+    out: list[Any] = []
+    append = out.append
+    index = start
+    try:
+        for index in range(start, stop):
+            append(fn(items[index], index))
+    except MashpipeError as exc:
+        raise _item_error(exc, field_name, index) from None
     return out
 
 
