@@ -129,7 +129,7 @@ class ConnectorCaller:
     async def __call__(self, call: OperationCall) -> Any:
         """Run ``call.uses`` with ``call.params``; return its JSON output or raise a ``StepError``."""
         connector, operation = self._operation(call.uses, "action")
-        credentials = await self._credentials(connector, call.connection)
+        credentials = None if call.connection is None else await self._credentials(connector, call.connection)
         options = self._options(
             connector,
             credentials,

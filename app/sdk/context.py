@@ -28,6 +28,7 @@ MAX_LOG_LINES = 500
 MAX_LOG_LINE_CHARS = 2000
 REDACTED = "***"
 _NONE: Any = object()  # no value decoded yet (see Context.is_fresh_json)
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})  # the credentials of a call without connection
 
 
 class StepLog:
@@ -120,7 +121,9 @@ class Context:
         self.operation = operation
         self.http = http
         self.log = log or StepLog(name=f"mashpipe.connectors.{connector}")
-        self.credentials: Mapping[str, Any] = MappingProxyType(dict(credentials or {}))
+        self.credentials: Mapping[str, Any] = (
+            MappingProxyType(dict(credentials)) if credentials else _NO_FIELDS
+        )
         self.run_id = run_id
         self.step_id = step_id
         self.attempt = attempt

@@ -179,20 +179,24 @@ class DirectSender:
         url: httpx.URL,
         headers: Sequence[tuple[str, str]],
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
+        *,
+        text: str | None = None,
     ) -> aiohttp.ClientResponse:
         """One hop of a request without body, given as plain values (no ``httpx.Request``): checked, sent.
 
         What :meth:`_send_single` does before wrapping the answer: the egress check of ``url``, the
         send (``headers`` exactly as the transport would write them), a declared ``Content-Length``
         past the guard's cap refused. The caller reads the answer (:func:`read_capped`) or wraps it
-        (:meth:`wrap`) to go on as the general path does.
+        (:meth:`wrap`) to go on as the general path does. ``text``: ``str(url)`` when known.
         """
         guard = self.guard
+        if text is None:
+            text = str(url)
         if guard.resolve_hostnames:
             await guard.policy.check_request_url(url, resolve=True)
         else:
-            guard.policy.check_url(url)  # what check_request_url does without resolving
-        raw = await self.transport.send_raw(method, str(url), headers, timeout=timeout)
+            guard.policy.check_url_text(url, text)  # what check_request_url does without resolving
+        raw = await self.transport.send_raw(method, text, headers, timeout=timeout)
         if self._declared_too_large(raw):
             await self._refuse(raw, url)
         return raw

@@ -55,7 +55,44 @@ class _Plan:
     direct: DirectSender
     method: str
     url: httpx.URL
+    text: str  # str(url), as sent
     headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A request URL made absolute, with what the lean path reads of it (``httpx.URL`` parts are computed)."""
+
+    url: httpx.URL
+    text: str
+    netloc: bytes
+    userinfo: bool
+
+
+# (id(base URL), URL text) -> (base URL, target): a connector's URLs resolved once (both are immutable;
+# the base URL object is kept and compared, so a reused id never matches another one).
+_TARGETS: dict[tuple[int, str], tuple[httpx.URL | None, _Target]] = {}
+_TARGETS_KEPT = 1024
+
+
+def _target(http: ConnectorHTTP, url: str | httpx.URL, params: Any) -> _Target:
+    """``url`` resolved against the base URL and ``params`` merged, as ``build_request`` does."""
+    if params or not isinstance(url, str):
+        resolved = http.resolve_url(url)
+        if params:
+            resolved = resolved.copy_merge_params(params)
+        return _Target(resolved, str(resolved), resolved.netloc, bool(resolved.userinfo))
+    base = http.base_url
+    key = (id(base), url)
+    known = _TARGETS.get(key)
+    if known is not None and known[0] is base:
+        return known[1]
+    resolved = http.resolve_url(url)
+    target = _Target(resolved, str(resolved), resolved.netloc, bool(resolved.userinfo))
+    if len(_TARGETS) >= _TARGETS_KEPT:
+        _TARGETS.clear()
+    _TARGETS[key] = (base, target)
+    return target
 
 
 def _ascii_text(value: Any) -> bool:
@@ -80,7 +117,12 @@ _WIRE_KEPT = 512
 
 
 def wire_headers(
-    http: ConnectorHTTP, target: httpx.URL, headers: Any, auth: httpx.Auth | None
+    http: ConnectorHTTP,
+    target: httpx.URL,
+    headers: Any,
+    auth: httpx.Auth | None,
+    *,
+    netloc: bytes | None = None,
 ) -> tuple[tuple[str, str], ...] | None:
     """The headers the transport writes for a request without body that ``http`` builds (``headers``
     given to it) to ``target``, ``auth`` (a header-setting flow) applied; None when some are not ASCII
@@ -99,7 +141,7 @@ def wire_headers(
             tuple(http.client.headers.raw),
             tuple(http.headers.items()),
             tuple(headers.items()) if headers else (),
-            target.netloc,
+            target.netloc if netloc is None else netloc,
             auth_header,
         )
         if key in _WIRE:
@@ -165,19 +207,16 @@ def _plan(http: ConnectorHTTP, method: str, url: str | httpx.URL, kwargs: Mappin
     if verb in _SIZED or (http.cache is not None and verb in CACHEABLE_METHODS):
         return None
     try:
-        target = http.resolve_url(url)
-        params = kwargs.get("params")
-        if params:
-            target = target.copy_merge_params(params)
+        target = _target(http, url, kwargs.get("params"))
     except Exception:
         return None  # the general path raises it (building the request)
     if target.userinfo or not direct.usable():
         return None
-    auth = http.auth if http.auth is not None and http.same_origin(target) else None
-    headers = wire_headers(http, target, kwargs.get("headers"), auth)
+    auth = http.auth if http.auth is not None and http.same_origin(target.url) else None
+    headers = wire_headers(http, target.url, kwargs.get("headers"), auth, netloc=target.netloc)
     if headers is None:
         return None
-    return _Plan(direct, verb, target, headers)
+    return _Plan(direct, verb, target.url, target.text, headers)
 
 
 @contextlib.contextmanager
@@ -208,7 +247,9 @@ async def fetch_json(
     start = time.perf_counter()
     client = http.client
     try:
-        opening = direct.open_plain(plan.method, plan.url, plan.headers, direct.timeout_of(client.timeout))
+        opening = direct.open_plain(
+            plan.method, plan.url, plan.headers, direct.timeout_of(client.timeout), text=plan.text
+        )
         if http.secrets:
             with secrets_in_scope(http.secrets):
                 raw = await opening

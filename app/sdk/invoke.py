@@ -15,6 +15,7 @@ same in its tests as in a run:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import string
@@ -107,6 +108,16 @@ def validate_params(operation: Operation, raw: Mapping[str, Any] | BaseModel | N
         ) from None
 
 
+@functools.lru_cache(maxsize=256)
+def _placeholder_names(base_url: str) -> tuple[str, ...]:
+    return tuple(name for _, name, _, _ in string.Formatter().parse(base_url) if name)
+
+
+def _placeholders(base_url: str) -> list[str]:
+    """The ``{placeholder}`` names of a base URL (parsed once per base URL)."""
+    return list(_placeholder_names(base_url))
+
+
 def build_context(connector: Connector, operation: Operation, options: CallOptions) -> Context:
     """The :class:`Context` of one call (auth selected from the credentials; a webhook may have none)."""
     kind: AuthKind
@@ -115,22 +126,28 @@ def build_context(connector: Connector, operation: Operation, options: CallOptio
         kind, auth = NoAuth(), None  # an inbound call needs no connection; its signature is its proof
     else:
         kind, auth = select_auth(connector.auth, options.credentials, connector=connector.key)
-    secrets = [v for v in (options.credentials or {}).values() if isinstance(v, str)]
-    public = [f.name for f in kind.fields if not f.secret]
-    if connector.base_url:  # base URL placeholders are host labels, shown in every URL anyway
-        public += [name for _, name, _, _ in string.Formatter().parse(connector.base_url) if name]
+    credentials = options.credentials
+    if credentials:
+        secrets = [v for v in credentials.values() if isinstance(v, str)]
+        public = [f.name for f in kind.fields if not f.secret]
+        if connector.base_url:  # base URL placeholders are host labels, shown in every URL anyway
+            public += _placeholders(connector.base_url)
+        masked = secret_values(credentials, public=public)
+    else:  # no connection: nothing to mask
+        secrets, masked = [], ()
     log = StepLog(options.log, name=f"mashpipe.connectors.{connector.key}", secrets=secrets)
     retry = options.retry
     budget = retry.budget(attempt=options.attempt, note=log.warning) if retry is not None else None
+    extra = options.extra_headers
     http = ConnectorHTTP(
         options.http_client,
-        base_url=connector.base_url_for(options.credentials),
+        base_url=connector.base_url_for(credentials),
         auth=auth,
         max_response_bytes=options.max_response_bytes,
         limiter=options.limiter,
         limiter_name=options.limiter_name,
-        headers=merge_headers(connector.headers, options.extra_headers),
-        secrets=secret_values(options.credentials, public=public),
+        headers=merge_headers(connector.headers, extra) if extra else connector.headers,  # copied by it
+        secrets=masked,
         retry=budget,
         cache=connector.cache_for(operation),
     )

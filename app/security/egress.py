@@ -186,6 +186,7 @@ class EgressPolicy:
         # (host, port) pairs whose URL-level check passed: the verdict depends only on them and on this
         # (unchanging) policy, so it is remembered; bounded, cleared when full.
         self._url_passes: set[tuple[str, int]] = set()
+        self._text_passes: set[str] = set()  # whole URLs (as sent) whose check passed: see check_url_text
 
     @classmethod
     def from_settings(cls, settings: Any, *, resolver: Resolver | None = None) -> EgressPolicy:
@@ -267,6 +268,19 @@ class EgressPolicy:
         if len(self._url_passes) >= URL_VERDICTS_KEPT:
             self._url_passes.clear()
         self._url_passes.add(key)
+
+    def check_url_text(self, url: httpx.URL, text: str) -> None:
+        """:meth:`check_url` of ``url``, ``text`` being ``str(url)``: a URL that passed is remembered whole.
+
+        (The verdict depends only on the URL and this unchanging policy; remembering the text spares
+        the URL's parsed parts being read again for every request to it.)
+        """
+        if text in self._text_passes:
+            return
+        self.check_url(url)
+        if len(self._text_passes) >= URL_VERDICTS_KEPT:
+            self._text_passes.clear()
+        self._text_passes.add(text)
 
     async def resolve(self, host: str, port: int) -> list[str]:
         """Resolve ``host`` once and check every address; return them (all allowed) for pinning.

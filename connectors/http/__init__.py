@@ -28,13 +28,21 @@ connector = Connector(
 
 
 def _absolute_http_url(value: str) -> str:
+    if value in _ABSOLUTE:
+        return value
     try:
         url = parse_url(value)  # remembered: the request sending it does not parse it again
     except httpx.InvalidURL as exc:
         raise ValueError(f"not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError("an absolute http:// or https:// URL is required")
+    if len(_ABSOLUTE) >= 1024:
+        _ABSOLUTE.clear()
+    _ABSOLUTE.add(value)
     return value
+
+
+_ABSOLUTE: set[str] = set()  # URLs found absolute http(s) ones (the verdict depends only on the text)
 
 
 class RequestParams(RequestOptions):
