@@ -167,6 +167,7 @@ class DirectRuns:
         created_at: datetime,
         started_at: datetime,
     ) -> None:
+        succeeded = status == RunStatus.SUCCEEDED.value
         await self.recorder.add(
             FinishedRun(
                 id=run_id,
@@ -184,11 +185,9 @@ class DirectRuns:
                 finished_at=now(),
                 steps=list(observer.states.values()),
                 # A succeeded endpoint run keeps a preview of its step outputs (see the settings).
-                step_output_max_bytes=(
-                    self._settings.endpoint_step_output_max_bytes
-                    if status == RunStatus.SUCCEEDED.value
-                    else None
-                ),
+                step_output_max_bytes=(self._settings.endpoint_step_output_max_bytes if succeeded else None),
+                # Its steps in its own row: a succeeded run is never resumed nor retried from its steps.
+                compact=succeeded,
             )
         )
 

@@ -329,4 +329,4 @@ class RunService:
             run = await runs.get(account_id, run_id)
             if run is None:
                 raise NotFound(f"no run {run_id!r}")
-            return run, list(await runs.steps(run_id))
+            return run, list(await runs.steps_of(run))

@@ -158,6 +158,9 @@ class Run(Base):
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     retry_of: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    step_states: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument, nullable=True)
+    """The steps' final states of a run recorded in one piece (a succeeded published-endpoint run, see
+    :mod:`app.storage.repositories.run_writes`), instead of ``step_runs`` rows; None for the others."""
 
     pipeline: Mapped[Pipeline] = relationship(back_populates="runs", lazy="raise")
     steps: Mapped[list[StepRun]] = relationship(back_populates="run", lazy="raise", passive_deletes=True)

@@ -87,3 +87,20 @@ async def test_the_limit_is_a_setting(make_settings, app_runner, api_key, upstre
         steps = await steps_of(api, answer.headers["x-mashpipe-run"])
     assert steps["fetch"]["output_truncated"] is False
     assert steps["fetch"]["output"] == ITEMS
+
+
+async def test_a_succeeded_endpoint_run_shows_every_step_in_the_order_they_ran(api, anon, upstream):
+    # A succeeded endpoint run is recorded in one row (runs.step_states), a failed one with step rows
+    # (the test above): the API shows both the same way.
+    await save(api, SOURCE.replace("UPSTREAM", upstream))
+    answer = await anon.get("/v1/apps/default/detail")
+    assert answer.status_code == 200, answer.text
+    run = (await api.get(f"/v1/runs/{answer.headers['x-mashpipe-run']}")).json()
+    assert [step["id"] for step in run["steps"]] == ["fetch", "best", "check"]
+    assert [step["status"] for step in run["steps"]] == ["succeeded", "succeeded", "skipped"]
+    fetch, best, _check = run["steps"]
+    assert fetch["attempts"] == 1
+    assert fetch["started_at"] <= fetch["finished_at"] <= best["started_at"]
+    assert isinstance(fetch["duration_ms"], int)
+    assert fetch["error"] is None
+    assert isinstance(fetch["logs"], list)

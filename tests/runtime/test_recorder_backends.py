@@ -103,9 +103,10 @@ def _columns(row: Any, skip: set[str]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("compact", [False, True], ids=["step-rows", "compact"])
 @pytest.mark.parametrize("max_output_bytes", [1_000, 1_000_000])
 async def test_a_recorded_run_reads_back_as_the_general_path_writes_it(
-    database: Database, max_output_bytes: int
+    database: Database, max_output_bytes: int, compact: bool
 ) -> None:
     async with database.session() as session:
         account = await AccountRepo(session).create("acme")
@@ -113,7 +114,7 @@ async def test_a_recorded_run_reads_back_as_the_general_path_writes_it(
         await session.commit()
         pipeline = await session.scalar(select(Pipeline))
         assert pipeline is not None
-    recorded = _finished(account.id, pipeline.id)
+    recorded = dataclasses.replace(_finished(account.id, pipeline.id), compact=compact)
     reference = dataclasses.replace(recorded, id=new_id())
 
     recorder = RunRecorder(database, max_output_bytes=max_output_bytes, delay=0.0)
@@ -126,7 +127,7 @@ async def test_a_recorded_run_reads_back_as_the_general_path_writes_it(
         values = {
             field.name: getattr(reference, field.name)
             for field in dataclasses.fields(FinishedRun)
-            if field.name not in ("steps", "step_output_max_bytes")
+            if field.name not in ("steps", "step_output_max_bytes", "compact")
         }
         session.add(Run(**values, trigger_kind="endpoint", attempt=1))
         await session.flush()
@@ -136,10 +137,14 @@ async def test_a_recorded_run_reads_back_as_the_general_path_writes_it(
     async with database.session() as session:
         repo = RunRepo(session)
         runs = [await repo.get(account.id, run_id) for run_id in (recorded.id, reference.id)]
-        steps = [await repo.steps(run_id) for run_id in (recorded.id, reference.id)]
-    assert runs[0] is not None
-    assert runs[1] is not None
-    assert _columns(runs[0], {"id"}) == _columns(runs[1], {"id"})
+        assert runs[0] is not None
+        assert runs[1] is not None
+        steps = [await repo.steps_of(run) for run in runs]
+        # A compact record has no step_runs rows: its steps are in its own row.
+        assert len(await repo.steps(recorded.id)) == (0 if compact else 4)
+    assert (runs[0].step_states is not None) is compact
+    assert runs[1].step_states is None
+    assert _columns(runs[0], {"id", "step_states"}) == _columns(runs[1], {"id", "step_states"})
     assert runs[0].started_at == recorded.started_at
     assert runs[0].finished_at == recorded.finished_at
     assert [_columns(step, {"id", "run_id"}) for step in steps[0]] == [

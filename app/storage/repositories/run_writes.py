@@ -1,7 +1,12 @@
 """Inserting finished runs and their steps in batches: the SQL of the write-behind run recorder.
 
 A run executed in memory (a published endpoint's) is recorded once it has finished: one row in ``runs``
-and one per step in ``step_runs``, never updated afterwards. :class:`RunWrites` encodes each run once
+and one per step in ``step_runs``, never updated afterwards. A run marked ``compact`` (a succeeded endpoint
+run) keeps its steps' final states in its own row instead (``runs.step_states``, a JSON list of the
+``step_runs`` columns, see :func:`compact_step_states` and
+:func:`~app.storage.repositories.runs.read_step_states`): one row per run,
+which costs this process measurably less than five (the endpoint benchmark's event loop spent ~100 us
+less per answer). :class:`RunWrites` encodes each run once
 (:meth:`RunWrites.encode`: every JSON document serialized once, the outputs and logs capped exactly as
 :mod:`app.storage.repositories.runs` caps them) and inserts many runs in one transaction
 (:meth:`RunWrites.insert`).
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Boolean, Integer, String, Table, Text, insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,6 +61,7 @@ RUN_COLUMNS = (
     "started_at",
     "finished_at",
     "attempt",
+    "step_states",
 )
 """The columns of ``runs`` written for a finished run (the others stay NULL), in the order of its row."""
 
@@ -97,6 +104,9 @@ class FinishedRun:
     steps: Sequence[StepResult]
     step_output_max_bytes: int | None = None
     """A lower cap than the recorder's for this run's step outputs (None: the recorder's cap)."""
+    compact: bool = False
+    """Record the steps' final states in the run's row (``runs.step_states``), not as ``step_runs`` rows:
+    for runs that are never resumed nor retried from their steps (succeeded ones)."""
 
 
 def _step_cap(run: FinishedRun, default: int) -> int:
@@ -178,6 +188,37 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def _iso(value: datetime | None) -> str | None:
+    """A step's timestamp in ``runs.step_states``: ISO 8601 with its offset (naive ones refused)."""
+    if value is None:
+        return None
+    return cast(datetime, _aware(value)).isoformat()
+
+
+def compact_step_states(run: FinishedRun, max_output_bytes: int) -> str:
+    """The JSON text of ``runs.step_states`` for ``run``: one object per step (its last state) with the
+    values of the ``step_runs`` columns, outputs and logs capped as they are there."""
+    states = []
+    for step in _last_states(run.steps):
+        output, truncated = _output_text(step.output, max_output_bytes)
+        error = step.error
+        states.append(
+            {
+                "step_id": step.step_id,
+                "status": _status(step.status),
+                "attempts": step.attempts,
+                "started_at": _iso(step.started_at),
+                "finished_at": _iso(step.finished_at),
+                "duration_ms": step.duration_ms,
+                "output": None if output is None else orjson.Fragment(output),
+                "output_truncated": truncated,
+                "error": None if error is None else orjson.Fragment(dumps_json(error.to_dict())),
+                "logs": orjson.Fragment(_logs_text(step.logs, max_output_bytes)),
+            }
+        )
+    return orjson.dumps(states).decode("utf-8")
+
+
 class RunWrites:
     """Encodes finished runs and inserts them in batches (see the module). Stateless between batches."""
 
@@ -209,7 +250,7 @@ class RunWrites:
     def _encode_sqlite(self, run: FinishedRun) -> EncodedRun:
         max_bytes = _step_cap(run, self._max_output_bytes)
         steps = []
-        for step in _last_states(run.steps):
+        for step in () if run.compact else _last_states(run.steps):
             output, truncated = _output_text(step.output, max_bytes)
             error = step.error
             started_at, finished_at = step.started_at, step.finished_at
@@ -245,6 +286,7 @@ class RunWrites:
             sqlite_utc_text(run.started_at),
             sqlite_utc_text(run.finished_at),
             1,
+            compact_step_states(run, max_bytes) if run.compact else None,
         )
         return EncodedRun(run.id, row, steps)
 
@@ -253,7 +295,7 @@ class RunWrites:
     def _encode_core(self, run: FinishedRun) -> EncodedRun:
         max_bytes = _step_cap(run, self._max_output_bytes)
         steps = []
-        for step in _last_states(run.steps):
+        for step in () if run.compact else _last_states(run.steps):
             output, truncated = _output_text(step.output, max_bytes)
             error = step.error
             steps.append(
@@ -288,6 +330,7 @@ class RunWrites:
             "started_at": _aware(run.started_at),
             "finished_at": _aware(run.finished_at),
             "attempt": 1,
+            "step_states": EncodedJSON(compact_step_states(run, max_bytes)) if run.compact else None,
         }
         return EncodedRun(run.id, row, steps)
 
@@ -422,6 +465,7 @@ _EXPECTED_KINDS = {
         "started_at": "time",
         "finished_at": "time",
         "attempt": "plain",
+        "step_states": "json",
     },
     "step_runs": {
         "id": "plain",

@@ -7,7 +7,7 @@ import functools
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -132,8 +132,38 @@ _SUMMARY_ONLY = (
     defer(Run.inputs, raiseload=True),
     defer(Run.outputs, raiseload=True),
     defer(Run.trigger, raiseload=True),
+    defer(Run.step_states, raiseload=True),
 )
 """A listed run's large JSON columns, not loaded: a list shows summaries (``error`` stays, it is shown)."""
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def read_step_states(run_id: str, states: Iterable[dict[str, Any]]) -> list[StepRun]:
+    """``runs.step_states`` as (transient) ``StepRun`` rows, in the order the steps started (not
+    started ones last, by id), like :meth:`~app.storage.repositories.runs.RunRepo.steps`."""
+    rows = [
+        StepRun(
+            id=f"{run_id}.{index}",
+            run_id=run_id,
+            step_id=str(state["step_id"]),
+            status=str(state["status"]),
+            attempts=int(state.get("attempts") or 0),
+            started_at=_time(state.get("started_at")),
+            finished_at=_time(state.get("finished_at")),
+            duration_ms=state.get("duration_ms"),
+            output=state.get("output"),
+            output_truncated=bool(state.get("output_truncated")),
+            error=state.get("error"),
+            logs=list(state.get("logs") or []),
+        )
+        for index, state in enumerate(states)
+    ]
+    first = datetime.min.replace(tzinfo=UTC)
+    rows.sort(key=lambda row: (row.started_at is None, row.started_at or first, row.step_id))
+    return rows
 
 
 class RunRepo:
@@ -184,6 +214,7 @@ class RunRepo:
             "attempt": attempt,
             "retry_of": retry_of,
             "heartbeat_at": None,
+            "step_states": None,
         }
         if _RUN_COLUMNS.difference(values):  # a column this code does not know: let the ORM insert it
             run = Run(**{name: value for name, value in values.items() if value is not None})
@@ -209,6 +240,13 @@ class RunRepo:
     async def get_any(self, run_id: str) -> Run | None:
         """A run whatever its account (for the worker)."""
         return await self.session.get(Run, run_id)
+
+    async def steps_of(self, run: Run) -> builtins.list[StepRun]:
+        """The run's steps in the order they started: its ``step_runs`` rows, or, for a run recorded in
+        one piece (``step_states``), those states as transient rows."""
+        if run.step_states is not None:
+            return read_step_states(run.id, run.step_states)
+        return await self.steps(run.id)
 
     async def steps(self, run_id: str) -> builtins.list[StepRun]:
         """The run's steps in the order they started (not started ones last, by id)."""
