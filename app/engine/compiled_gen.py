@@ -333,8 +333,17 @@ class Emitter:
             block.add(f"{out} = {general}")
 
     def _boolean(self, value: str, block: _Block) -> None:
-        if self.kinds.get(value) is not bool:
-            block.add(f"if type({value}) is not bool: raise FALLBACK")
+        self._require(value, bool, block)
+
+    def _require(self, value: str, kind: type, block: _Block) -> None:
+        """Fall back unless ``value`` is a ``kind``; known from then on when checked unconditionally."""
+        if self.kinds.get(value) is kind:
+            return
+        block.add(f"if type({value}) is not {kind.__name__}: raise FALLBACK")
+        # A fact about a per-item value, checked where every later line of the function runs
+        # (run-wide names are computed before: a fact learnt here does not hold there).
+        if block is self.item and block.depth == 0 and value not in self.run_wide:
+            self.kinds[value] = kind
 
     def _logical(self, out: str, node: Node, block: _Block, *, absorbing: bool) -> None:
         self.kinds[out] = bool
@@ -381,7 +390,11 @@ class Emitter:
             call = self.bind(_call_one(FUNCTIONS[name]), f"f_{name}_")
             method = _STR_METHODS.get(name)
             if method is not None:  # FUNCTIONS' text of a string is the string itself
-                block.add(f"{out} = {only}.{method}() if type({only}) is str else {call}({only})")
+                # Anything but a string goes to the general path: the result is then known to be a
+                # string, and so is the argument in what follows unconditionally.
+                self._require(only, str, block)
+                block.add(f"{out} = {only}.{method}()")
+                self.kinds[out] = str
             else:
                 block.add(f"{out} = {call}({only})")
             return
@@ -401,6 +414,8 @@ class Emitter:
 
     def to_json(self, value: str) -> str:
         """``value`` (a plain value) as the general path hands it on: lists and maps copied."""
+        if self.kinds.get(value) in (str, bool):
+            return value
         out = self.temp()
         container = f"type({value}) is list or type({value}) is dict"
         self.item.add(f"{out} = to_json_value({value}) if {container} else {value}")

@@ -436,17 +436,26 @@ class _Interpolated(_Node):
         return render
 
 
+def _evaluation(node: _Node) -> Callable[[Mapping[str, Any]], Any]:
+    """``node.evaluate``; for a pure path, the path's read itself (its value is JSON as it is)."""
+    if isinstance(node, _Whole) and node.evaluator.fast:
+        return node.evaluator.evaluate
+    return node.evaluate
+
+
 class _Dict(_Node):
-    __slots__ = ("parts",)
+    __slots__ = ("evaluates", "parts")
 
     def __init__(self, parts: list[tuple[str, _Node]]) -> None:
         self.parts = parts
+        # Each field's evaluation, a pure path's read directly (its value is JSON as it is).
+        self.evaluates = [(key, _evaluation(node)) for key, node in parts]
 
     def evaluators(self) -> list[Evaluator]:
         return [e for _, node in self.parts for e in node.evaluators()]
 
     def evaluate(self, variables: Mapping[str, Any]) -> dict[str, Any]:
-        return {key: node.evaluate(variables) for key, node in self.parts}
+        return {key: evaluate(variables) for key, evaluate in self.evaluates}
 
     def emit(self, emitter: Emitter) -> str:
         fields = [f"{key!r}: {node.emit(emitter)}" for key, node in self.parts]
@@ -561,11 +570,12 @@ class ValueTemplate:
     expressions interpolates them as text; values from data are never evaluated again.
     """
 
-    __slots__ = ("_factory", "_node", "_tried", "raw")
+    __slots__ = ("_evaluate", "_factory", "_node", "_tried", "raw")
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
-        self._node = _compile_node(raw)
+        self._node = node = _compile_node(raw)
+        self._evaluate = _evaluation(node)
         self._factory: Factory | None = None  # the generated per-item function (app.engine.compiled_gen)
         self._tried = False  # whether it was generated yet (on first bind)
 
@@ -584,7 +594,7 @@ class ValueTemplate:
 
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
         """The value with its expressions evaluated; raises ``ExpressionError``."""
-        return self._node.evaluate(variables)
+        return self._evaluate(variables)
 
     def bind(self, variables: Mapping[str, Any]) -> ItemFn:
         """``fn(item, index)`` giving the value for one item (a generated function when the

@@ -114,6 +114,13 @@ def _convert(value: Any) -> Any:
     return to_json_value(value)
 
 
+def _timestamp(moment: datetime) -> Any:
+    """``to_json_value(moment)`` (RFC 3339, ``Z`` for UTC), without its type checks for a datetime."""
+    if type(moment) is datetime:
+        return moment.isoformat().replace("+00:00", "Z")
+    return to_json_value(moment)
+
+
 def _snapshot(result: StepResult) -> StepResult:
     """A copy of a step's state for the observer (its logs copied: the step goes on appending).
 
@@ -158,7 +165,7 @@ class _Run:
             "inputs": to_output(request.inputs),
             "trigger": to_output(request.trigger),
             "secrets": {str(k): str(v) for k, v in request.secrets.items()},
-            "run": {"id": request.run_id, "started_at": to_json_value(self.started_at)},
+            "run": {"id": request.run_id, "started_at": _timestamp(self.started_at)},
             "steps": self.scope_steps,
         }
         self.running: dict[asyncio.Task[None], StepResult] = {}
@@ -346,7 +353,8 @@ class _Run:
                 await asyncio.gather(*self.running, return_exceptions=True)
 
     async def _loop(self, cancel: asyncio.Event | None, watcher: asyncio.Task[Any] | None) -> RunResult:
-        await self._reuse_prior()
+        if self.request.prior:
+            await self._reuse_prior()
         pending = [sid for sid in self.plan.order if sid not in self.results]
         while pending or self.running:
             if cancel is not None and cancel.is_set():
