@@ -181,13 +181,16 @@ class DirectSender:
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
         *,
         text: str | None = None,
+        remember: bool = True,
     ) -> aiohttp.ClientResponse:
         """One hop of a request without body, given as plain values (no ``httpx.Request``): checked, sent.
 
         What :meth:`_send_single` does before wrapping the answer: the egress check of ``url``, the
         send (``headers`` exactly as the transport would write them), a declared ``Content-Length``
         past the guard's cap refused. The caller reads the answer (:func:`read_capped`) or wraps it
-        (:meth:`wrap`) to go on as the general path does. ``text``: ``str(url)`` when known.
+        (:meth:`wrap`) to go on as the general path does. ``text``: ``str(url)`` when known;
+        ``remember``: whether the policy may remember the whole URL as passing (not when it may hold
+        a secret).
         """
         guard = self.guard
         if text is None:
@@ -195,7 +198,7 @@ class DirectSender:
         if guard.resolve_hostnames:
             await guard.policy.check_request_url(url, resolve=True)
         else:
-            guard.policy.check_url_text(url, text)  # what check_request_url does without resolving
+            guard.policy.check_url_text(url, text, remember=remember)  # check_request_url, not resolving
         raw = await self.transport.send_raw(method, text, headers, timeout=timeout)
         if self._declared_too_large(raw):
             await self._refuse(raw, url)

@@ -76,8 +76,12 @@ _TARGETS_KEPT = 1024
 
 
 def _target(http: ConnectorHTTP, url: str | httpx.URL, params: Any) -> _Target:
-    """``url`` resolved against the base URL and ``params`` merged, as ``build_request`` does."""
-    if params or not isinstance(url, str):
+    """``url`` resolved against the base URL and ``params`` merged, as ``build_request`` does.
+
+    Remembered only for a call without secrets (a URL may hold one): nothing of a connection's
+    secrets outlives its call in these caches.
+    """
+    if params or not isinstance(url, str) or http.secrets:
         resolved = http.resolve_url(url)
         if params:
             resolved = resolved.copy_merge_params(params)
@@ -128,13 +132,14 @@ def wire_headers(
     given to it) to ``target``, ``auth`` (a header-setting flow) applied; None when some are not ASCII
     text (httpx decides then: it may refuse them, or write them in another encoding).
 
-    Remembered: the answer depends only on the client's, the connector's and the request's headers
-    (names and values), the URL's host and port and the auth header, all part of the key.
+    Remembered for calls without secrets nor auth: the answer depends only on the client's, the
+    connector's and the request's headers (names and values) and the URL's host and port, the key.
     """
     auth_header = _auth_header(auth) if auth is not None else None
     if auth is not None and auth_header is None:
         return None
-    if headers and not isinstance(headers, dict):  # pairs, httpx.Headers...: computed, never remembered
+    if http.secrets or auth_header is not None or (headers and not isinstance(headers, dict)):
+        # Secrets (not kept past their call), pairs, httpx.Headers...: computed, never remembered.
         return _wire_headers(http, target, headers, auth_header)
     try:
         key = (
@@ -248,7 +253,12 @@ async def fetch_json(
     client = http.client
     try:
         opening = direct.open_plain(
-            plan.method, plan.url, plan.headers, direct.timeout_of(client.timeout), text=plan.text
+            plan.method,
+            plan.url,
+            plan.headers,
+            direct.timeout_of(client.timeout),
+            text=plan.text,
+            remember=not http.secrets,
         )
         if http.secrets:
             with secrets_in_scope(http.secrets):

@@ -269,8 +269,9 @@ class EgressPolicy:
             self._url_passes.clear()
         self._url_passes.add(key)
 
-    def check_url_text(self, url: httpx.URL, text: str) -> None:
-        """:meth:`check_url` of ``url``, ``text`` being ``str(url)``: a URL that passed is remembered whole.
+    def check_url_text(self, url: httpx.URL, text: str, *, remember: bool = True) -> None:
+        """:meth:`check_url` of ``url``, ``text`` being ``str(url)``: a URL that passed is remembered whole
+        (unless ``remember`` is false: a URL that may hold a secret).
 
         (The verdict depends only on the URL and this unchanging policy; remembering the text spares
         the URL's parsed parts being read again for every request to it.)
@@ -278,6 +279,8 @@ class EgressPolicy:
         if text in self._text_passes:
             return
         self.check_url(url)
+        if not remember:
+            return
         if len(self._text_passes) >= URL_VERDICTS_KEPT:
             self._text_passes.clear()
         self._text_passes.add(text)

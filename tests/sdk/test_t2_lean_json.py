@@ -373,3 +373,31 @@ async def test_arguments_the_lean_path_does_not_take_go_the_direct_way(
     outcome, _ = await three_ways(client, server, monkeypatch, call, sends=sends)
     assert plans == [None]
     assert outcome is not None
+
+
+async def test_nothing_of_a_call_with_secrets_is_remembered(
+    client: httpx.AsyncClient, server: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def make() -> ConnectorHTTP:
+        return ConnectorHTTP(
+            client,
+            base_url=server["base"],
+            auth=HeaderAuth("Authorization", f"Bearer {SECRET}"),
+            headers={"X-Conn": "1"},
+            secrets=[SECRET],
+        )
+
+    def call(ctx: Context) -> Any:
+        return ctx.request_json("GET", f"echo?key={SECRET}", headers={"X-Token": SECRET})
+
+    outcome, counts = await three_ways(client, server, monkeypatch, call, make=make)
+    assert counts.built == 0
+    assert ["x-token", SECRET] in outcome["headers"]
+    policy = client.direct.guard.policy  # type: ignore[attr-defined]
+    kept = repr((direct_json._WIRE, direct_json._TARGETS, policy._text_passes))
+    assert SECRET not in kept
+    # Without secrets, the same request is remembered.
+    plain = ConnectorHTTP(client, base_url=server["base"])
+    await Context(connector="t", operation="t", http=plain).request_json("GET", "echo?key=public")
+    kept = repr((direct_json._WIRE, direct_json._TARGETS, policy._text_passes))
+    assert "echo?key=public" in kept
