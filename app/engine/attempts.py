@@ -86,7 +86,7 @@ async def attempt(
     number of the first attempt made here (above 1 when a resumed run goes on with a step that an
     interrupted execution already attempted: the retry budget is shared).
     """
-    number = max(1, first)
+    number = first if first > 1 else 1
     while True:
         on_attempt(number)
         error: MashpipeError

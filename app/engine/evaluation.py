@@ -101,10 +101,11 @@ class Evaluator:
             if root not in variables:
                 raise ExpressionError(f"`{self.source}`: `{root}` is not defined here")
             value = variables[root]
-            for key in keys:  # plain dicts with the key: read_path's answer without its checks
-                if type(value) is not dict or key not in value:
-                    return read_path(self.source, variables[root], keys)
-                value = value[key]
+            try:  # JSON data: read_path's answer exactly when every key is there
+                for key in keys:
+                    value = value[key]
+            except (KeyError, TypeError, IndexError):
+                return read_path(self.source, variables[root], keys)
             return value
         if self.code is not None:
             try:

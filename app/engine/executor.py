@@ -355,14 +355,16 @@ class _Run:
     async def _loop(self, cancel: asyncio.Event | None, watcher: asyncio.Task[Any] | None) -> RunResult:
         if self.request.prior:
             await self._reuse_prior()
-        pending = [sid for sid in self.plan.order if sid not in self.results]
+        steps, results = self.plan.steps, self.results
+        pending = [sid for sid in self.plan.order if sid not in results]
         while pending or self.running:
             if cancel is not None and cancel.is_set():
                 await self._stop(pending, "the run was cancelled")
                 return self._result(
                     RunStatus.CANCELLED, None, ErrorInfo("cancelled", "the run was cancelled")
                 )
-            ready = [s for s in pending if self.plan.steps[s].deps <= self.results.keys()]
+            done_ids = results.keys()
+            ready = [s for s in pending if steps[s].deps <= done_ids]
             if watcher is None and not self.running and len(ready) == 1:
                 # A lone step with nothing beside it and no cancel event to watch: run it in this task
                 # (a task and a wait per step cost more than a small step itself).

@@ -1,20 +1,26 @@
-"""An attempt's timeout is armed only when the attempt suspends, and behaves as ``asyncio.timeout``.
+"""The executor's cheaper bookkeeping behaves as before.
+
+An attempt's timeout is armed only when the attempt suspends, and behaves as ``asyncio.timeout``.
 
 Attempts that finish without waiting (core steps over small lists, a cached answer) get no timer;
 attempts that suspend get one whose deadline counts from the attempt's start; values, exceptions
-and cancellation pass through the resumed coroutine unchanged. The null observer is skipped.
+and cancellation pass through the resumed coroutine unchanged. The null observer is skipped. Pure
+paths of parameters and outputs are read directly, with read_path's answers and errors.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from app.engine import attempts
+from app.engine.executor import _timestamp
 from app.engine.types import NullObserver, OperationCall, RunStatus, StepResult, StepStatus
 from app.errors import UpstreamError
+from app.pipelines.expressions import to_json_value
 from tests.engine.fakes import FakeCaller, pipeline, run
 
 
@@ -190,3 +196,39 @@ async def test_retries_go_on_after_an_attempt_that_failed_without_suspending(
     assert waits == [1.0]
     assert result.outputs == {"v": "second"}
     assert result.steps["s"].attempts == 2
+
+
+def test_the_run_start_time_is_written_as_to_json_value_writes_it() -> None:
+    moments = [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 1, 2, 3, 4, 5),
+    ]
+    for moment in moments:
+        assert _timestamp(moment) == to_json_value(moment)
+
+
+async def test_pure_paths_in_parameters_and_outputs_read_as_before() -> None:
+    spec = pipeline(
+        [
+            {"id": "s", "uses": "demo.op"},
+            {"id": "n", "uses": "demo.op", "if": "false"},
+            {"id": "k", "uses": "core.limit", "with": {"items": "${{ steps.s.output.list }}", "count": 2}},
+        ],
+        outputs={
+            "k": "${{ steps.k.output }}",
+            "through_null": "${{ steps.n.output.deep }}",
+            "text": "${{ steps.s.output.text }}",
+        },
+    )
+    result = await run(spec, caller=FakeCaller({"demo.op": {"list": [1, 2, 3], "text": "t"}}))
+    assert result.outputs == {"k": [1, 2], "through_null": None, "text": "t"}
+    missing = pipeline([{"id": "s", "uses": "demo.op"}], outputs={"x": "${{ steps.s.output.nope }}"})
+    failed = await run(missing, caller=FakeCaller({"demo.op": {"a": 1}}))
+    assert failed.error is not None
+    assert failed.error.message == "outputs.x: `steps.s.output.nope`: no such key 'nope'"
+    listed = pipeline([{"id": "s", "uses": "demo.op"}], outputs={"x": "${{ steps.s.output.nope }}"})
+    failed = await run(listed, caller=FakeCaller({"demo.op": [1]}))
+    assert failed.error is not None
+    assert failed.error.message == "outputs.x: `steps.s.output.nope`: cannot read 'nope' of a list"

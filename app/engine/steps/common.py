@@ -67,11 +67,13 @@ def invalid(message: str) -> StepError:
 
 def list_param(call: CoreCall, name: str, *, required: bool = True) -> list[Any] | None:
     """A list parameter; null (e.g. the output of a skipped step) counts as an empty list."""
+    value = call.params.get(name)
+    if type(value) is list:
+        return value
     if name not in call.params:
         if required:
             raise invalid(f"{name} is required")
         return None
-    value = call.params[name]
     if value is None:
         return []
     if isinstance(value, tuple):
@@ -86,6 +88,8 @@ def int_param(
 ) -> int | None:
     """An integer parameter (a whole float from an expression is accepted); None when absent/null."""
     value = call.params.get(name, default)
+    if type(value) is int and (minimum is None or value >= minimum):
+        return value
     if value is None:
         return default
     if isinstance(value, float) and value.is_integer():

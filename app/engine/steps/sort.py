@@ -68,7 +68,7 @@ def _plain_order(keys: list[Any], descending: bool) -> list[int] | None:
     """The positions in sorted order when every key is a number (no NaN) or every key a string:
     the keys themselves order them as their :func:`sort_key` would (all of one kind, none
     missing). None for anything else."""
-    kinds = {type(key) for key in keys}
+    kinds = set(map(type, keys))
     if not (kinds <= _NUMBERS or kinds == _TEXT):
         return None
     if float in kinds and any(key != key for key in keys):
