@@ -31,6 +31,7 @@ from app.sdk.auth import AuthKind, NoAuth
 from app.sdk.cache import HttpCache
 from app.sdk.context import Context
 from app.sdk.errors import ConnectorDefinitionError
+from app.sdk.passthrough import returns_request_json
 from app.sdk.ratelimit import RateLimit
 from app.sdk.raw import HttpResponse, RawRequest, raw_request
 from app.sdk.webhooks import WebhookParams, WebhookRequest, WebhookVerifier, as_verifier
@@ -84,6 +85,9 @@ class Operation:
     builtin: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     cache: HttpCache | Literal[False] | None = None  # None: the connector's cache; False: never cached
+    # ``func`` when every return of it is `return await ctx.request_json(...)` (app.sdk.passthrough),
+    # found when an `-> Any` action is declared; compared with ``func`` when used (a replaced func is not).
+    passthrough: Callable[..., Awaitable[Any]] | None = None
 
     @property
     def uses(self) -> str:
@@ -293,7 +297,10 @@ class Connector:
 
         def register(func: F) -> F:
             self._register(func, kind="action", title=title, dedupe=None, localns=_caller_locals())
-            self._declared[func.__name__].cache = cache
+            operation = self._declared[func.__name__]
+            operation.cache = cache
+            if operation.output_type is Any and returns_request_json(operation.func):
+                operation.passthrough = operation.func  # its output may skip the JSON round trip (invoke)
             return func
 
         return register

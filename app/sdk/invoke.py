@@ -35,7 +35,6 @@ from app.sdk.connector import Connector, Operation, Poll
 from app.sdk.context import Context, StepLog
 from app.sdk.errors import InvalidResponse
 from app.sdk.http import ConnectorHTTP, map_transport_error, merge_headers
-from app.sdk.passthrough import returns_request_json
 from app.sdk.ratelimit import RateLimiter
 from app.sdk.redaction import mask_error, secret_values
 from app.sdk.retries import RetryPolicy
@@ -266,14 +265,15 @@ async def invoke_action(
     """Run an action and return its output as JSON values."""
     checked = validate_params(operation, params)
     ctx = build_context(connector, operation, options)
+    func = operation.func
     try:
-        result = await operation.func(ctx, checked)
+        result = await func(ctx, checked)
     except Exception as exc:
         error, masked = _failure(exc, operation, ctx)
         if masked:
             raise error from None  # the original exception still holds the secret
         raise error from exc
-    if operation.output_type is Any and ctx.is_fresh_json(result) and returns_request_json(operation.func):
+    if operation.passthrough is func and operation.output_type is Any and ctx.is_fresh_json(result):
         return result  # plain JSON as orjson decoded it, untouched since: what _convert would copy
     return _convert(operation, result)[1]
 

@@ -7,8 +7,9 @@ skipped when both hold:
 
 * statically, every ``return`` of the operation's own code is ``return await <ctx>.request_json(...)``
   (``<ctx>`` its first parameter): no code of the operation runs between the decoding and the return,
-  so nothing could have changed the value (:func:`returns_request_json`, read once per function from
-  its source; a function without readable source, or wrapped, never qualifies);
+  so nothing could have changed the value (:func:`returns_request_json`, read from its source when
+  an ``-> Any`` action is declared: ``Operation.returns_request_json``; a function without readable
+  source, or wrapped, never qualifies);
 * at run time, the result is the very object the context's last ``request_json`` decoded with orjson
   (``Context.is_fresh_json``).
 """
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import ast
 import inspect
+import linecache
 import textwrap
+import tokenize
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -71,12 +74,22 @@ _VERDICTS: dict[int, tuple[Any, bool]] = {}
 _VERDICTS_KEPT = 1024
 
 
-def _verdict(code: Any) -> bool:
+def _source(code: Any) -> str | None:
+    """The source of a function's code from its file's lines (what ``inspect.getsource`` gives, without
+    its search of the module among every loaded one: slow the first time)."""
+    lines = linecache.getlines(code.co_filename)
+    start = code.co_firstlineno - 1
+    if not lines or not 0 <= start < len(lines):
+        return None
     try:
-        source = inspect.getsource(code)
-    except (OSError, TypeError):
-        return False
-    return _analyse(code, source)
+        return "".join(inspect.getblock(lines[start:]))
+    except (SyntaxError, IndentationError, tokenize.TokenError):
+        return None
+
+
+def _verdict(code: Any) -> bool:
+    source = _source(code)
+    return source is not None and _analyse(code, source)
 
 
 def returns_request_json(func: Callable[..., Any]) -> bool:

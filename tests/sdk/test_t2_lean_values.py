@@ -284,3 +284,29 @@ async def test_resume_goes_on_as_send_would() -> None:
     post = httpx.Request("POST", "http://upstream.test/x", content=b"x")
     assert await policy.budget().resume(post, busy, again) is busy  # not replayable
     assert waits == [0.0]
+
+
+def test_declared_any_actions_remember_whether_they_pass_the_value_through() -> None:
+    for name, passes in (("fetch", True), ("fetch_either", True), ("fetch_and_change", False)):
+        operation = connector.operation(name)
+        assert operation is not None
+        assert (operation.passthrough is operation.func) == passes
+        assert (operation.passthrough is None) == (not passes)
+
+
+async def test_a_replaced_function_is_not_trusted(
+    mocked: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operation = connector.operation("fetch")
+    assert operation is not None
+
+    async def changing(ctx: Context, params: Params) -> Any:
+        body = await ctx.request_json("GET", params.url)
+        body["pair"] = (1, 2)
+        return body
+
+    monkeypatch.setattr(operation, "func", changing)
+    output = await invoke_action(
+        connector, operation, {"url": "http://upstream.test/object"}, CallOptions(http_client=mocked)
+    )
+    assert output["pair"] == [1, 2]  # converted: the tuple became a list
