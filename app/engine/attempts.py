@@ -17,6 +17,7 @@ interrupted by a timer anyway, and scheduling and cancelling one costs more than
 from __future__ import annotations
 
 import asyncio
+import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
@@ -97,12 +98,13 @@ async def attempt(
                     return await call
             # Run up to the first suspension; only an attempt that suspends gets its timer, with
             # the deadline counted from the start (a timer can only interrupt a suspended one).
-            deadline = asyncio.get_running_loop().time() + limit
+            started = time.monotonic()
             try:
                 yielded = call.send(None)
             except StopIteration as stop:
                 return stop.value
-            async with asyncio.timeout_at(deadline):
+            left = limit - (time.monotonic() - started)  # (the loop's clock may be another one)
+            async with asyncio.timeout_at(asyncio.get_running_loop().time() + left):
                 return await _resumed(call, yielded)
         except TimeoutError:
             error = StepTimeout(f"timed out after {describe_seconds(limit)}")

@@ -47,7 +47,7 @@ _PER_ITEM = frozenset({"item", "index"})
 class Evaluator:
     """One bare CEL expression, compiled once; evaluated with the shortcuts of :mod:`app.engine.paths`."""
 
-    __slots__ = ("_factory", "_tried", "analysis", "code", "expression", "roots", "source")
+    __slots__ = ("_factory", "_reader", "_tried", "analysis", "code", "expression", "roots", "source")
 
     def __init__(self, expression: Expression) -> None:
         self.expression = expression
@@ -60,6 +60,7 @@ class Evaluator:
         self.code: Code | None = None if self.analysis.path is not None else compile_code(self.source)
         self._factory: Factory | None = None  # the generated per-item function (app.engine.compiled_gen)
         self._tried = False  # whether it was generated yet (on first bind)
+        self._reader: ItemFn | None = None  # an item path's reader: the same for every bind
 
     def emit(self, emitter: Emitter) -> str:
         """Write the plain case of this expression's per-item value (its ``bind``) into ``emitter``."""
@@ -141,7 +142,9 @@ class Evaluator:
         if path is not None:
             root, keys = path
             if root == "item":
-                return _item_reader(source, keys)
+                if self._reader is None:
+                    self._reader = _item_reader(source, keys)
+                return self._reader
             if root == "index":
                 return lambda item, index: index
             cache: list[Any] = []
