@@ -307,3 +307,24 @@ def test_the_generated_source_binds_every_non_trivial_value() -> None:
     assert fn is not None
     assert fn({"a": 0.5}, 0) == "yes"
     assert fn({"a": -5.0}, 0) == [float("inf")]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "item.a ? upper(item.s) : item.s + 1",
+        "(item.a && upper(item.s) == 'X') || item.s == 5",
+        "upper(item.s) + item.s",
+        "lower(trim(item.s)) == item.s",
+        "item.a ? size(item.s) : upper(item.s)",
+    ],
+)
+def test_types_learnt_in_a_branch_stay_in_it(source: str) -> None:
+    items = [{"a": a, "s": s} for a in (True, False, 1) for s in ("x", "X ", 5, None, 2.5, ["l"])]
+    assert _check_expression(source, {}, items)
+
+
+def test_a_value_checked_as_text_is_text_in_the_fields_after_it() -> None:
+    raw = {"u": "${{ upper(item.s) }}", "t": "${{ item.s }}!", "n": "${{ item.s }}"}
+    items = [{"s": "a"}, {"s": 5}, {"s": None}, {"s": True}, {"s": [1]}, {}]
+    assert _check_template(raw, {}, items)
