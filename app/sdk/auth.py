@@ -334,16 +334,17 @@ def select_auth(
     declared: Sequence[AuthKind], credentials: Mapping[str, Any] | None, *, connector: str
 ) -> tuple[AuthKind, httpx.Auth | None]:
     """The declared kind matching ``credentials`` and its ``httpx.Auth``; a clear step error otherwise."""
-    accepted = ", ".join(kind.kind for kind in declared)
     if not credentials:
         for kind in declared:
             if isinstance(kind, NoAuth):
                 return kind, None
+        accepted = ", ".join(kind.kind for kind in declared)
         raise StepError(
             f"{connector} needs a connection (accepted auth: {accepted}); "
             "name one with `connection:` on the step",
             code="connection_required",
         )
+    accepted = ", ".join(kind.kind for kind in declared)
     wanted = credentials.get("kind")
     if wanted is not None:
         for kind in declared:
