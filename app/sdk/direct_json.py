@@ -289,7 +289,11 @@ async def fetch_json(
             return decode_response(
                 httpx.Response(raw.status, headers=raw.raw_headers, content=content, request=request)
             )
-    request = _request_of(http, plan, kwargs)
+    try:
+        request = _request_of(http, plan, kwargs)
+    except BaseException:
+        await release_raw(raw)
+        raise
     first = await _first_outcome(http, request, _go_on(http, direct, raw, request, start))
     return await _finish(http, request, first)
 
