@@ -20,12 +20,13 @@ import asyncio
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any
+from typing import Any, TypeVar
 
 from app.errors import MashpipeError, StepError, StepTimeout
 from app.pipelines.spec import RetrySpec
 
 MAX_RETRY_AFTER = 300.0
+_T = TypeVar("_T")
 
 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 """How the engine waits between attempts (tests replace it)."""
@@ -70,6 +71,33 @@ def _resumed(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any
                 return stop.value
 
 
+async def attempt_once(fn: Callable[[_T], Awaitable[Any]], arg: _T, limit: float, label: str) -> Any:
+    """One attempt: ``await fn(arg)`` within ``limit`` seconds. A timeout raises :class:`StepTimeout`,
+    any exception that is not a :class:`MashpipeError` a step error ``internal_error`` naming it.
+
+    The coroutine is first run up to its first suspension; only an attempt that suspends gets its
+    timer, with the deadline counted from the start (a timer can only interrupt a suspended one)."""
+    try:
+        call = fn(arg)
+        if type(call) is not types.CoroutineType:
+            async with asyncio.timeout(limit):
+                return await call
+        started = time.monotonic()
+        try:
+            yielded = call.send(None)
+        except StopIteration as stop:
+            return stop.value
+        left = limit - (time.monotonic() - started)  # (the loop's clock may be another one)
+        async with asyncio.timeout_at(asyncio.get_running_loop().time() + left):
+            return await _resumed(call, yielded)
+    except TimeoutError:
+        raise StepTimeout(f"timed out after {describe_seconds(limit)}") from None
+    except MashpipeError:
+        raise
+    except Exception as exc:
+        raise internal_error(exc, label) from exc
+
+
 async def attempt(
     once: Callable[[int], Awaitable[Any]],
     *,
@@ -85,33 +113,17 @@ async def attempt(
     ``limit`` is the timeout of each attempt in seconds; ``label`` names the call in messages
     (``http.get_json``); ``on_attempt`` is told each attempt number before it starts. ``first`` is the
     number of the first attempt made here (above 1 when a resumed run goes on with a step that an
-    interrupted execution already attempted: the retry budget is shared).
+    interrupted execution already attempted: the retry budget is shared). Each attempt is
+    :func:`attempt_once` (internal errors have no ``retry_kind``: never retried).
     """
     number = first if first > 1 else 1
     while True:
         on_attempt(number)
         error: MashpipeError
         try:
-            call = once(number)
-            if type(call) is not types.CoroutineType:
-                async with asyncio.timeout(limit):
-                    return await call
-            # Run up to the first suspension; only an attempt that suspends gets its timer, with
-            # the deadline counted from the start (a timer can only interrupt a suspended one).
-            started = time.monotonic()
-            try:
-                yielded = call.send(None)
-            except StopIteration as stop:
-                return stop.value
-            left = limit - (time.monotonic() - started)  # (the loop's clock may be another one)
-            async with asyncio.timeout_at(asyncio.get_running_loop().time() + left):
-                return await _resumed(call, yielded)
-        except TimeoutError:
-            error = StepTimeout(f"timed out after {describe_seconds(limit)}")
+            return await attempt_once(once, number, limit, label)
         except MashpipeError as exc:
             error = exc
-        except Exception as exc:
-            raise internal_error(exc, label) from exc
         kind = getattr(error, "retry_kind", None)
         if retry is None or number >= retry.attempts or not retry.retries(kind):
             raise error

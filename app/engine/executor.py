@@ -54,7 +54,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from app.engine.attempts import attempt, internal_error
+from app.engine.attempts import attempt, attempt_once, internal_error
 from app.engine.paths import json_type
 from app.engine.plan import Plan, PlannedStep, compile_plan
 from app.engine.steps.common import CoreCall
@@ -204,20 +204,17 @@ class _Run:
 
     # ------------------------------------------------------------------ one step
 
-    async def _call(
+    def _call(
         self, step: PlannedStep, variables: Mapping[str, Any], index: int | None, result: StepResult
-    ) -> Any:
+    ) -> Awaitable[Any]:
+        """The call of one step (one element of a for_each), to await: its parameters evaluated now,
+        then its attempts. A single attempt of a core step is its :func:`attempt_once` itself."""
         params = step.params.evaluate(variables)
         log = result.logs
         spec = step.spec
-
-        def seen(number: int) -> None:
-            if number > result.attempts:
-                result.attempts = number
-
         attempts_used = self.request.attempts_used
         first = attempts_used[spec.id] + 1 if attempts_used and spec.id in attempts_used else 1
-        once: Callable[[int], Awaitable[Any]]
+        single = step.retry is None and first == 1
         core = step.core
         if core is not None:
             assert core.run is not None
@@ -225,17 +222,37 @@ class _Run:
             item_fields = step.item_fields
             fns = {path: field.bind(variables) for path, field in item_fields.items()} if item_fields else {}
             call = CoreCall(spec.id, params, fns, log)
-            once = lambda number: run(call)  # noqa: E731 - one coroutine per attempt, no wrapper
-        else:
-            caller, connection, run_id = self.caller, spec.connection, self.request.run_id
-            uses, step_id, timeout = spec.uses, spec.id, step.timeout
-            once = lambda number: caller(  # noqa: E731
+            if single:
+                result.attempts = 1
+                return attempt_once(run, call, step.timeout, spec.uses)
+            return self._attempts(step, result, lambda number: run(call), first)
+        caller, connection, run_id = self.caller, spec.connection, self.request.run_id
+        uses, step_id, timeout = spec.uses, spec.id, step.timeout
+
+        def once(number: int) -> Awaitable[Any]:
+            return caller(
                 OperationCall(uses, params, connection, run_id, step_id, number, index, timeout, log)
             )
-        value = await attempt(
-            once, limit=step.timeout, retry=step.retry, log=log, label=spec.uses, on_attempt=seen, first=first
+
+        if single:
+            result.attempts = 1
+            return self._operation_output(attempt_once(once, 1, timeout, uses))
+        return self._operation_output(self._attempts(step, result, once, first))
+
+    async def _operation_output(self, value: Awaitable[Any]) -> Any:
+        return to_output(await value)
+
+    async def _attempts(
+        self, step: PlannedStep, result: StepResult, once: Callable[[int], Awaitable[Any]], first: int
+    ) -> Any:
+        def seen(number: int) -> None:
+            if number > result.attempts:
+                result.attempts = number
+
+        log, label = result.logs, step.spec.uses
+        return await attempt(
+            once, limit=step.timeout, retry=step.retry, log=log, label=label, on_attempt=seen, first=first
         )
-        return value if core is not None else to_output(value)
 
     async def _for_each(self, step: PlannedStep, elements: list[Any], result: StepResult) -> list[Any]:
         outputs: list[Any] = [None] * len(elements)
@@ -368,10 +385,19 @@ class _Run:
             if watcher is None and not self.running and len(ready) == 1:
                 # A lone step with nothing beside it and no cancel event to watch: run it in this task
                 # (a task and a wait per step cost more than a small step itself).
-                pending.remove(ready[0])
-                failing = await self._run_inline(ready[0])
-                if failing is not None:
-                    return await self._failed(pending, failing)
+                # (Spelled out here rather than in a method: one coroutine less per step.)
+                sid = ready[0]
+                pending.remove(sid)
+                result = StepResult(sid, StepStatus.RUNNING, 0, _now())
+                if self.observed:
+                    await self._notify(True, result)
+                step = steps[sid]
+                await self._run_step(step, result)
+                self._store(result)
+                if self.observed:
+                    await self._notify(False, result)
+                if result.status is StepStatus.FAILED and step.spec.on_error == "fail":
+                    return await self._failed(pending, result)
                 continue
             for sid in ready:
                 pending.remove(sid)
@@ -395,20 +421,6 @@ class _Run:
             if failed is not None:
                 return await self._failed(pending, failed)
         return self._outputs()
-
-    async def _run_inline(self, sid: str) -> StepResult | None:
-        """Run step ``sid`` in the current task; its result when it failed the run (``on_error: fail``)."""
-        result = StepResult(sid, StepStatus.RUNNING, 0, _now())
-        if self.observed:
-            await self._notify(True, result)
-        step = self.plan.steps[sid]
-        await self._run_step(step, result)
-        self._store(result)
-        if self.observed:
-            await self._notify(False, result)
-        if result.status is StepStatus.FAILED and step.spec.on_error == "fail":
-            return result
-        return None
 
     async def _failed(self, pending: list[str], failed: StepResult) -> RunResult:
         """End the run because step ``failed`` failed: the others are cancelled or never started."""
