@@ -27,6 +27,10 @@ tests' transports).
 The response is an ``httpx.Response`` like the general path's (status, headers, request, history,
 extensions, ``elapsed``), its body read by ``ConnectorHTTP`` through :meth:`DirectStream.read_plain`
 when it has no ``Content-Encoding``.
+
+``ctx.request_json`` goes one step further (``app.sdk.direct_json``): a request without body is sent
+as plain values (:meth:`DirectSender.open_plain`), and its answer is wrapped (:meth:`DirectSender.wrap`,
+then :meth:`DirectSender.send` from that ``first`` answer on) only when it is not a plain 2xx one.
 """
 
 from __future__ import annotations
@@ -208,7 +212,8 @@ class DirectSender:
         limit = self.guard.max_response_bytes
         if limit is None:
             return False
-        declared = ", ".join(raw.headers.getall("Content-Length", ()))
+        values = raw.headers.getall("Content-Length", ())
+        declared = values[0] if len(values) == 1 else ", ".join(values)  # several: never digits only
         return declared.isdigit() and int(declared) > limit
 
     async def _refuse(self, raw: aiohttp.ClientResponse, url: httpx.URL) -> NoReturn:
