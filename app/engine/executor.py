@@ -165,9 +165,10 @@ class _Run:
             "inputs": to_output(request.inputs),
             "trigger": to_output(request.trigger),
             "secrets": {str(k): str(v) for k, v in request.secrets.items()},
-            "run": {"id": request.run_id, "started_at": _timestamp(self.started_at)},
             "steps": self.scope_steps,
         }
+        if plan.roots is None or "run" in plan.roots:  # (its text costs a microsecond: only if read)
+            self.variables["run"] = {"id": request.run_id, "started_at": _timestamp(self.started_at)}
         self.running: dict[asyncio.Task[None], StepResult] = {}
         # The null observer does nothing with what it is told: no copies, no calls.
         self.observed = type(observer) is not NullObserver

@@ -63,6 +63,7 @@ class Plan:
     steps: Mapping[str, PlannedStep]
     order: tuple[str, ...]
     outputs: Mapping[str, ValueTemplate]
+    roots: frozenset[str] | None = None  # the variables its expressions read (None: unknown, all)
 
 
 class _Problems:
@@ -261,4 +262,12 @@ def compile_plan(spec: PipelineSpec) -> Plan:
             f"first: {problems.items[0]['path']}: {problems.items[0]['message']}",
             details=problems.items,
         )
-    return Plan(spec=spec, steps=steps, order=order, outputs=outputs)
+    evaluators = [evaluator for template in outputs.values() for evaluator in template.evaluators()]
+    for planned in steps.values():
+        for part in (planned.condition, planned.for_each, planned.params, *planned.item_fields.values()):
+            if isinstance(part, Evaluator):
+                evaluators.append(part)
+            elif part is not None:
+                evaluators.extend(part.evaluators())
+    roots = frozenset(root for evaluator in evaluators for root in evaluator.roots)
+    return Plan(spec=spec, steps=steps, order=order, outputs=outputs, roots=roots)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from app.engine import attempts
-from app.engine.executor import _timestamp
+from app.engine.executor import _timestamp, compile_plan
 from app.engine.types import NullObserver, OperationCall, RunStatus, StepResult, StepStatus
 from app.errors import UpstreamError
 from app.pipelines.expressions import to_json_value
@@ -232,3 +232,43 @@ async def test_pure_paths_in_parameters_and_outputs_read_as_before() -> None:
     failed = await run(listed, caller=FakeCaller({"demo.op": [1]}))
     assert failed.error is not None
     assert failed.error.message == "outputs.x: `steps.s.output.nope`: cannot read 'nope' of a list"
+
+
+async def test_the_run_variable_is_there_wherever_an_expression_reads_it() -> None:
+    spec = pipeline(
+        [
+            {"id": "s", "uses": "demo.op", "if": "run.id == 'run-7'"},
+            {"id": "e", "uses": "demo.op", "for_each": "${{ [run.id] }}"},
+            {
+                "id": "m",
+                "uses": "core.map",
+                "with": {
+                    "items": [1],
+                    "to": {"id": "${{ run.id }}", "ok": "${{ [1].all(x, run.id != '') }}"},
+                },
+            },
+        ],
+        outputs={"started": "${{ run.started_at }}", "m": "${{ steps.m.output }}"},
+    )
+    result = await run(spec, caller=FakeCaller({"demo.op": 1}), run_id="run-7")
+    assert result.status == RunStatus.SUCCEEDED
+    assert result.outputs is not None
+    assert result.outputs["m"] == [{"id": "run-7", "ok": True}]
+    assert result.started_at is not None
+    assert result.outputs["started"] == _timestamp(result.started_at)
+    assert result.steps["s"].status == StepStatus.SUCCEEDED
+
+
+def test_a_plan_knows_the_variables_its_expressions_read() -> None:
+    spec = pipeline(
+        [
+            {"id": "s", "uses": "demo.op", "with": {"q": "${{ inputs.q }}"}},
+            {
+                "id": "f",
+                "uses": "core.filter",
+                "with": {"items": "${{ steps.s.output }}", "where": "item > 1"},
+            },
+        ],
+        outputs={"x": "${{ secrets.k }}"},
+    )
+    assert compile_plan(spec).roots == {"inputs", "steps", "item", "secrets"}
