@@ -271,4 +271,4 @@ def test_a_plan_knows_the_variables_its_expressions_read() -> None:
         ],
         outputs={"x": "${{ secrets.k }}"},
     )
-    assert compile_plan(spec).roots == {"inputs", "steps", "item", "secrets"}
+    assert compile_plan(spec).roots == frozenset({"inputs", "steps", "item", "secrets"})
