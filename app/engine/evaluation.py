@@ -43,11 +43,16 @@ ItemFn = Callable[[Any, int], Any]
 
 _PER_ITEM = frozenset({"item", "index"})
 
+GENERATE_AT_BIND = 2
+"""The bind of a value (or bare expression) that generates its per-item function (compiling one
+costs ~0.5 ms): the first bind, a run that may be the plan's only one, uses the general path; a
+plan run again (cached per revision) gets the generated function from its second run on."""
+
 
 class Evaluator:
     """One bare CEL expression, compiled once; evaluated with the shortcuts of :mod:`app.engine.paths`."""
 
-    __slots__ = ("_factory", "_reader", "_tried", "analysis", "code", "expression", "roots", "source")
+    __slots__ = ("_binds", "_factory", "_reader", "analysis", "code", "expression", "roots", "source")
 
     def __init__(self, expression: Expression) -> None:
         self.expression = expression
@@ -59,7 +64,7 @@ class Evaluator:
         # (see app.engine.compiled); None: CEL alone.
         self.code: Code | None = None if self.analysis.path is not None else compile_code(self.source)
         self._factory: Factory | None = None  # the generated per-item function (app.engine.compiled_gen)
-        self._tried = False  # whether it was generated yet (on first bind)
+        self._binds = 0  # binds counted up to GENERATE_AT_BIND, when the function is generated
         self._reader: ItemFn | None = None  # an item path's reader: the same for every bind
 
     def emit(self, emitter: Emitter) -> str:
@@ -120,9 +125,10 @@ class Evaluator:
         a generated function when the generator covers the expression (see
         :mod:`app.engine.compiled_gen`), else :meth:`bind_general`'s."""
         if self.analysis.path is None and self.code is not None:
-            if not self._tried:
-                self._tried = True
-                self._factory = generate(self.emit)
+            if self._binds < GENERATE_AT_BIND:
+                self._binds += 1
+                if self._binds == GENERATE_AT_BIND:
+                    self._factory = generate(self.emit)
             if self._factory is not None:
                 fn = self._factory(variables, self.bind_general)
                 if fn is not None:
@@ -574,14 +580,14 @@ class ValueTemplate:
     expressions interpolates them as text; values from data are never evaluated again.
     """
 
-    __slots__ = ("_evaluate", "_factory", "_node", "_tried", "raw")
+    __slots__ = ("_binds", "_evaluate", "_factory", "_node", "raw")
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self._node = node = _compile_node(raw)
         self._evaluate = _evaluation(node)
         self._factory: Factory | None = None  # the generated per-item function (app.engine.compiled_gen)
-        self._tried = False  # whether it was generated yet (on first bind)
+        self._binds = 0  # binds counted up to GENERATE_AT_BIND, when the function is generated
 
     @property
     def is_static(self) -> bool:
@@ -604,10 +610,11 @@ class ValueTemplate:
         """``fn(item, index)`` giving the value for one item (a generated function when the
         generator covers the value, see :mod:`app.engine.compiled_gen`)."""
         node = self._node
-        if not self._tried:
-            self._tried = True
+        if self._binds < GENERATE_AT_BIND:
+            self._binds += 1
             simple = isinstance(node, _Const) or (isinstance(node, _Whole) and node.evaluator.fast)
-            self._factory = None if simple else generate(node.emit)
+            if self._binds == GENERATE_AT_BIND and not simple:
+                self._factory = generate(node.emit)
         if self._factory is not None:
             fn = self._factory(variables, self.bind_general)
             if fn is not None:

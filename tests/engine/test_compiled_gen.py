@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from app.engine import evaluation
 from app.engine.compiled_gen import Emitter, parse
 from app.engine.evaluation import Evaluator, ValueTemplate
 from app.engine.paths import analyze
@@ -328,3 +329,20 @@ def test_a_value_checked_as_text_is_text_in_the_fields_after_it() -> None:
     raw = {"u": "${{ upper(item.s) }}", "t": "${{ item.s }}!", "n": "${{ item.s }}"}
     items = [{"s": "a"}, {"s": 5}, {"s": None}, {"s": True}, {"s": [1]}, {}]
     assert _check_template(raw, {}, items)
+
+
+def test_in_production_the_function_is_generated_at_the_second_bind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evaluation, "GENERATE_AT_BIND", 2)
+    where = Evaluator.compile("item.n > inputs.min && item.s != 'x'")
+    to = ValueTemplate({"n": "${{ item.n + 1 }}", "t": "${{ item.s }}!"})
+    items = [{"n": 5, "s": "a"}, {"n": 1, "s": "x"}, {"n": "q"}, None]
+    variables = {"inputs": {"min": 2}}
+    first_where, first_to = where.bind(variables), to.bind(variables)
+    assert not where.generated
+    assert not to.generated
+    second_where, second_to = where.bind(variables), to.bind(variables)
+    assert where.generated
+    assert to.generated
+    for index, item in enumerate(items):
+        assert _agree(_outcome(lambda: first_where(item, index)), _outcome(lambda: second_where(item, index)))  # noqa: B023
+        assert _agree(_outcome(lambda: first_to(item, index)), _outcome(lambda: second_to(item, index)))  # noqa: B023
