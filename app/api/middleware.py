@@ -114,12 +114,13 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            client = scope.get("client")
-            access_logger.info(
-                '%s - "%s %s" %d %.1fms',
-                f"{client[0]}:{client[1]}" if client else "-",
-                scope.get("method", "-"),
-                scope.get("path", "-"),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+            if access_logger.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                access_logger.info(
+                    '%s - "%s %s" %d %.1fms',
+                    f"{client[0]}:{client[1]}" if client else "-",
+                    scope.get("method", "-"),
+                    scope.get("path", "-"),
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )

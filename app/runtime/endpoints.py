@@ -41,6 +41,9 @@ from app.storage.db import Database
 from app.storage.repositories import PublishedRepo
 
 NOT_PUBLISHED = "no published pipeline at this address"
+REMEMBERED_INPUTS = 1024
+"""Query strings whose coerced inputs :meth:`EndpointService.inputs` remembers (the oldest goes first)."""
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class RunFailed(MashpipeError):
@@ -180,6 +183,7 @@ class EndpointService:
         self._settings = settings
         self.cache: ResultCache[Rendered] = ResultCache(settings.endpoint_cache_entries, clock=clock)
         self.clock = clock
+        self._known_inputs: dict[tuple[str, int, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
         self.found: RememberedLookups[tuple[str, str], Published] = RememberedLookups(
             settings.published_lookup_ttl, settings.endpoint_cache_entries, clock=lambda: self.clock()
         )
@@ -221,8 +225,20 @@ class EndpointService:
         )
 
     def inputs(self, published: Published, query: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        """The run's inputs from the query string (``Unprocessable`` with every problem otherwise)."""
-        return query_inputs(published.spec, query)
+        """The run's inputs from the query string (``Unprocessable`` with every problem otherwise).
+
+        The inputs of the last :data:`REMEMBERED_INPUTS` query strings of a revision are remembered when
+        every value is a scalar (a fresh dictionary is given each time); a problem is never remembered."""
+        key = (published.pipeline_id, published.revision, tuple(query))
+        known = self._known_inputs.get(key)
+        if known is not None:
+            return dict(known)
+        inputs = query_inputs(published.spec, query)
+        if all(type(value) in _SCALARS for value in inputs.values()):
+            if len(self._known_inputs) >= REMEMBERED_INPUTS:
+                del self._known_inputs[next(iter(self._known_inputs))]  # the oldest
+            self._known_inputs[key] = dict(inputs)
+        return inputs
 
     async def serve(
         self, published: Published, inputs: dict[str, Any], *, query: dict[str, str], link: str

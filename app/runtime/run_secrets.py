@@ -17,6 +17,8 @@ from app.security.secret_store import SecretStore, referenced_secrets
 from app.storage.db import Database
 
 MAX_CACHED_REVISIONS = 1024
+NO_SECRETS = Masker()
+"""The masker of a run without secrets (masks nothing; a masker never changes once made)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class RunSecrets:
         revision references no secret)."""
         names = self.names_of(revision_key, spec)
         if not names:
-            return RunSecretValues()
+            return RunSecretValues(values={}, masker=NO_SECRETS)
         async with self._db.session() as session:
             values = await self.store.resolve(session, account_id, names)
         return RunSecretValues(values=values, masker=Masker(values.values()))
