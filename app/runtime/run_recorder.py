@@ -49,7 +49,7 @@ class RunRecorder:
         self._writes = RunWrites(db, max_output_bytes=max_output_bytes)
         self.max_pending = max(1, max_pending)
         self.delay = max(0.0, delay)
-        self._pending: list[FinishedRun] = []
+        self._pending: list[EncodedRun] = []
         self._room = asyncio.Condition()
         self._full = asyncio.Event()  # write now: the buffer is full, or a flush waits
         self._wake = asyncio.Event()  # a run was handed over, or a flush/close waits (ends the linger)
@@ -66,13 +66,24 @@ class RunRecorder:
         return len(self._pending) + self._in_flight
 
     async def add(self, run: FinishedRun) -> None:
-        """Hand a finished run over; waits only while the buffer is full."""
+        """Hand a finished run over; waits only while the buffer is full.
+
+        The run is encoded at once (its rows, see :meth:`RunWrites.encode`): what waits to be written is
+        text, not the run's values (its steps' outputs die with the request instead of being kept, and
+        traversed by the garbage collector, until the batch is written). A run that cannot be encoded is
+        logged and counted in :attr:`lost`."""
+        try:
+            encoded = self._writes.encode(run)
+        except Exception:
+            self.lost += 1
+            logger.exception("run %s: its record could not be written", run.id)
+            return
         if self.pending >= self.max_pending:  # full: wait for room (the lock only then)
             async with self._room:
                 await self._room.wait_for(lambda: self.pending < self.max_pending)
-                self._pending.append(run)
+                self._pending.append(encoded)
         else:
-            self._pending.append(run)
+            self._pending.append(encoded)
         if self.pending >= self.max_pending:
             self._full.set()
         self._wake.set()
@@ -135,16 +146,8 @@ class RunRecorder:
             async with self._room:
                 self._room.notify_all()
 
-    async def _write(self, batch: list[FinishedRun], writer: BatchWriter) -> None:
-        encoded: list[EncodedRun] = []
-        for run in batch:  # each run encoded once, also when it is written again alone
-            try:
-                encoded.append(self._writes.encode(run))
-            except Exception:
-                self.lost += 1
-                logger.exception("run %s: its record could not be written", run.id)
-        if not encoded:
-            return
+    async def _write(self, encoded: list[EncodedRun], writer: BatchWriter) -> None:
+        # Each run was encoded once (by add), also when it is written again alone.
         try:
             await self._transaction(encoded, writer)
             self.batches += 1

@@ -188,11 +188,12 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def _iso(value: datetime | None) -> str | None:
-    """A step's timestamp in ``runs.step_states``: ISO 8601 with its offset (naive ones refused)."""
-    if value is None:
-        return None
-    return cast(datetime, _aware(value)).isoformat()
+def _utc(value: datetime | None) -> datetime | None:
+    """A step's timestamp for ``runs.step_states``, in UTC (naive ones refused): orjson writes it as
+    ``isoformat()`` does (``2026-11-26T09:30:00.123456+00:00``), at a tenth of the cost."""
+    if value is None or (type(value) is datetime and value.tzinfo is UTC):
+        return value
+    return cast(datetime, _aware(value)).astimezone(UTC)
 
 
 def compact_step_states(run: FinishedRun, max_output_bytes: int) -> str:
@@ -207,8 +208,8 @@ def compact_step_states(run: FinishedRun, max_output_bytes: int) -> str:
                 "step_id": step.step_id,
                 "status": _status(step.status),
                 "attempts": step.attempts,
-                "started_at": _iso(step.started_at),
-                "finished_at": _iso(step.finished_at),
+                "started_at": _utc(step.started_at),
+                "finished_at": _utc(step.finished_at),
                 "duration_ms": step.duration_ms,
                 "output": None if output is None else orjson.Fragment(output),
                 "output_truncated": truncated,
