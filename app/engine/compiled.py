@@ -52,7 +52,7 @@ from app.engine.compiled_ops import (
 from app.engine.compiled_parse import INT_MAX, INT_MIN, Node, NotSubset, children, parse, roots
 from app.pipelines.expressions import FUNCTIONS
 
-__all__ = ["Code", "Fallback", "check_plain", "compile_code"]
+__all__ = ["Code", "Fallback", "check_plain", "compile_code", "may_return_data", "static_path"]
 
 Fn = Callable[[Any, int], Any]
 
@@ -66,7 +66,7 @@ def _fail(item: Any, index: int) -> Any:
 # ----------------------------------------------------------------------------- code generation
 
 
-def _static_path(node: Node) -> tuple[str, tuple[Any, ...]] | None:
+def static_path(node: Node) -> tuple[str, tuple[Any, ...]] | None:
     """(root, keys) when ``node`` is a variable followed by literal member and index reads."""
     keys: list[Any] = []
     while True:
@@ -149,7 +149,7 @@ class _Builder:
         if head == "lit":
             value = node[1]
             return lambda item, index: value
-        path = _static_path(node)
+        path = static_path(node)
         if path is not None:
             return self.path(*path)
         if head in ("member", "index"):
@@ -358,7 +358,7 @@ def _independent(tree: Node) -> set[int]:
     return found
 
 
-def _may_return_data(tree: Node) -> bool:
+def may_return_data(tree: Node) -> bool:
     """Whether the value may come from data unchecked (a path, a literal list, ``list + list``...)."""
     head = tree[0]
     if head in ("call", "rel", "and", "or", "not", "method", "neg"):
@@ -383,7 +383,7 @@ class Code:
         """``fn(item, index)`` with these run-wide variables; raises :class:`Fallback` per item when
         CEL must answer. Run-wide parts are computed here, once."""
         fn = _Builder(variables, self).build(self.tree)
-        if not _may_return_data(self.tree):
+        if not may_return_data(self.tree):
             return fn
         return lambda item, index: check_plain(fn(item, index))
 

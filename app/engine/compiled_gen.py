@@ -30,8 +30,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from app.engine.compiled import may_return_data, static_path
 from app.engine.compiled_ops import (
     ARITH,
+    FALLBACK,
     METHODS,
     ORDER,
     RELATION,
@@ -61,7 +63,6 @@ MAX_SOURCE = 20_000
 _PER_ITEM = ("item", "index")
 _STR_METHODS = {"lower": "lower", "upper": "upper", "trim": "strip"}
 """Functions whose plain case on a string is the ``str`` method (what ``FUNCTIONS`` computes)."""
-_SCALARS = (str, int, float, bool, type(None))
 
 
 class NotGenerated(Exception):
@@ -89,30 +90,6 @@ def _reads_item(node: Node) -> bool:
     return any(_reads_item(child) for child in children(node))
 
 
-def may_return_data(tree: Node) -> bool:
-    """Whether the value may come from data unchecked (``app.engine.compiled._may_return_data``)."""
-    head = tree[0]
-    if head in ("call", "rel", "and", "or", "not", "method", "neg"):
-        return False
-    return not (head == "arith" and tree[1] != "+")
-
-
-def static_path(node: Node) -> tuple[str, tuple[Any, ...]] | None:
-    """(root, keys) when ``node`` is a variable followed by literal member and index reads."""
-    keys: list[Any] = []
-    while True:
-        if node[0] == "member":
-            keys.append(node[2])
-        elif node[0] == "index" and node[2][0] == "lit" and type(node[2][1]) in (str, int):
-            keys.append(node[2][1])
-        else:
-            break
-        node = node[1]
-    if node[0] != "root":
-        return None
-    return node[1], tuple(reversed(keys))
-
-
 class _Block:
     """Lines of source at an indentation; ``depth`` 0 is the function's unconditional part."""
 
@@ -134,7 +111,7 @@ class Emitter:
     def __init__(self) -> None:
         self.names: dict[str, Any] = {
             "Fallback": Fallback,
-            "FALLBACK": Fallback(),
+            "FALLBACK": FALLBACK,
             "KeyError": KeyError,
             "RecursionError": RecursionError,
             "check_plain": check_plain,
