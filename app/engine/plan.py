@@ -17,9 +17,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.engine.evaluation import Evaluator, ValueTemplate
+from app.engine.evaluation import Evaluator
 from app.engine.steps import CORE_STEPS
 from app.engine.steps.base import CoreStep
+from app.engine.values import ValueTemplate
 from app.errors import PipelineInvalid
 from app.pipelines.durations import parse_duration
 from app.pipelines.expressions import ExpressionSyntaxError

@@ -17,8 +17,9 @@ import pytest
 
 from app.engine.compiled import check_plain, compile_code
 from app.engine.compiled_ops import Fallback
-from app.engine.evaluation import Evaluator, ValueTemplate
+from app.engine.evaluation import Evaluator
 from app.engine.paths import analyze
+from app.engine.values import ValueTemplate
 from app.errors import ExpressionError
 from app.pipelines.expressions import Expression, Scope, compile_expression, compile_value
 

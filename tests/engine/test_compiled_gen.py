@@ -18,8 +18,9 @@ import pytest
 
 from app.engine import evaluation
 from app.engine.compiled_gen import Emitter, parse
-from app.engine.evaluation import Evaluator, ValueTemplate
+from app.engine.evaluation import Evaluator
 from app.engine.paths import analyze
+from app.engine.values import ValueTemplate
 from app.errors import ExpressionError, MashpipeError
 from app.pipelines.expressions import FUNCTIONS, Expression, Scope, compile_expression
 from tests.engine.test_compiled_expressions import (

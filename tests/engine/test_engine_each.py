@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from app.engine.evaluation import Evaluator, ValueTemplate
+from app.engine.evaluation import Evaluator
 from app.engine.steps import common
 from app.engine.steps.common import CoreCall, evaluate_each
 from app.engine.steps.filter import run as filter_run
 from app.engine.steps.keys import is_missing, sort_key
 from app.engine.steps.sort import run as sort_run
+from app.engine.values import ValueTemplate
 from app.errors import ExpressionError, MashpipeError, StepError
 
 ODD_ITEMS: list[Any] = [

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.evaluation import Evaluator, ValueTemplate
+from app.engine.evaluation import Evaluator
 from app.engine.paths import analyze, project
+from app.engine.values import ValueTemplate
 from app.errors import ExpressionError
 from app.pipelines.expressions import Scope, compile_expression
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.evaluation import Evaluator, ValueTemplate
+from app.engine.evaluation import Evaluator
 from app.engine.plan import DEFAULT_TIMEOUT, compile_plan
+from app.engine.values import ValueTemplate
 from app.errors import PipelineInvalid
 from tests.engine.fakes import pipeline
 

@@ -22,9 +22,9 @@ from typing import NoReturn
 
 from pydantic import Field
 
-from app.engine.evaluation import as_text
 from app.engine.steps.base import CoreStep
 from app.engine.steps.common import CoreCall, CoreParams
+from app.engine.values import as_text
 from app.errors import StepError
 
 

@@ -25,7 +25,6 @@ from typing import Any
 
 from pydantic import model_validator
 
-from app.engine.evaluation import as_text
 from app.engine.steps.base import CoreStep
 from app.engine.steps.common import (
     CoreCall,
@@ -35,6 +34,7 @@ from app.engine.steps.common import (
     list_param,
     str_param,
 )
+from app.engine.values import as_text
 
 
 class Params(CoreParams):
