@@ -25,6 +25,7 @@ judging the items it does not settle (see :mod:`app.engine.compiled_gen`).
 
 from __future__ import annotations
 
+import logging
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,6 +40,8 @@ from app.pipelines.expressions import (
     Scope,
     compile_expression,
 )
+
+logger = logging.getLogger(__name__)
 
 ItemFn = Callable[[Any, int], Any]
 """A per-item function: ``fn(item, index)``."""
@@ -269,4 +272,7 @@ def generate(emit: Callable[[Emitter], str]) -> Factory | None:
             return None
         return emitter.finish(result)
     except (NotGenerated, RecursionError, SyntaxError, MemoryError):
+        return None
+    except Exception:  # a generator bug must not fail a run: the general path serves the value
+        logger.warning("generating a per-item function failed; the general path serves it", exc_info=True)
         return None

@@ -347,3 +347,14 @@ def test_in_production_the_function_is_generated_at_the_second_bind(monkeypatch:
     for index, item in enumerate(items):
         assert _agree(_outcome(lambda: first_where(item, index)), _outcome(lambda: second_where(item, index)))  # noqa: B023
         assert _agree(_outcome(lambda: first_to(item, index)), _outcome(lambda: second_to(item, index)))  # noqa: B023
+
+
+def test_a_generator_failure_leaves_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Emitter, tree: Any) -> str:
+        raise TypeError("a bug in the generator")
+
+    monkeypatch.setattr(Emitter, "expression", broken)
+    where = Evaluator.compile("item.n > 1 && item.s != 'x'")
+    fn = where.bind({})
+    assert not where.generated
+    assert [fn({"n": n, "s": "y"}, 0) for n in (0, 2)] == [False, True]
