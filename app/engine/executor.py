@@ -67,6 +67,7 @@ from app.engine.types import (
     RunResult,
     RunStatus,
     StepResult,
+    StepStates,
     StepStatus,
 )
 from app.engine.types import StepError as ErrorInfo
@@ -170,8 +171,10 @@ class _Run:
         if plan.roots is None or "run" in plan.roots:  # (its text costs a microsecond: only if read)
             self.variables["run"] = {"id": request.run_id, "started_at": _timestamp(self.started_at)}
         self.running: dict[asyncio.Task[None], StepResult] = {}
-        # The null observer does nothing with what it is told: no copies, no calls.
-        self.observed = type(observer) is not NullObserver
+        # The null observer does nothing with what it is told: no copies, no calls. StepStates gets the
+        # states themselves, put in its dictionary as steps start and finish: no copies, no calls either.
+        self.kept = observer.states if type(observer) is StepStates else None
+        self.observed = type(observer) is not NullObserver and self.kept is None
 
     # ------------------------------------------------------------------ observer
 
@@ -200,6 +203,8 @@ class _Run:
             dropped = len(result.logs) - (MAX_LOG_LINES - 1)
             result.logs[MAX_LOG_LINES - 1 :] = [f"... {dropped} more log lines dropped"]
         self.results[result.step_id] = result
+        if self.kept is not None:
+            self.kept[result.step_id] = result
         # (``_value_``: the member's str, without the descriptor behind ``value``)
         self.scope_steps[result.step_id] = {"output": result.output, "status": result.status._value_}
 
@@ -329,6 +334,8 @@ class _Run:
 
     async def _start(self, sid: str) -> None:
         result = StepResult(step_id=sid, status=StepStatus.RUNNING, started_at=_now())
+        if self.kept is not None:
+            self.kept[sid] = result
         await self._notify(True, result)
         task = asyncio.create_task(self._run_step(self.plan.steps[sid], result), name=f"step {sid}")
         self.running[task] = result
@@ -390,7 +397,9 @@ class _Run:
                 sid = ready[0]
                 pending.remove(sid)
                 result = StepResult(sid, StepStatus.RUNNING, 0, _now())
-                if self.observed:
+                if self.kept is not None:
+                    self.kept[sid] = result
+                elif self.observed:
                     await self._notify(True, result)
                 step = steps[sid]
                 await self._run_step(step, result)

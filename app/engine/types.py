@@ -119,6 +119,24 @@ class NullObserver:
         return None
 
 
+class StepStates:
+    """An observer keeping each step's latest state in :attr:`states` (by step id, in the order the steps
+    started), for a host that only needs them at the end of a run, or of an interrupted one.
+
+    The engine fills :attr:`states` itself as steps start and finish, with its own state objects (no
+    copies, no calls): a state may still change while its step runs, and is final once it finished.
+    Called as a plain observer (by anything but the engine), it keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, StepResult] = {}
+
+    async def step_started(self, run_id: str, result: StepResult) -> None:
+        self.states[result.step_id] = result
+
+    async def step_finished(self, run_id: str, result: StepResult) -> None:
+        self.states[result.step_id] = result
+
+
 @dataclass(slots=True)
 class RunRequest:
     """Everything the engine needs to execute one run."""

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from app.engine.executor import execute as execute_plan
-from app.engine.types import OperationCaller, RunRequest, RunStatus, StepResult
+from app.engine.types import OperationCaller, RunRequest, RunStatus, StepStates
 from app.runtime.masking import Masker, MaskingObserver, masking_scope
 from app.runtime.plans import PlanCache, revision_key
 from app.runtime.run_recorder import FinishedRun, RunRecorder
@@ -42,22 +42,6 @@ class DirectTarget:
     pipeline_id: str
     pipeline_name: str
     revision: int
-
-
-class _Steps:
-    """A run observer keeping each step's last state in memory.
-
-    The engine hands every observer a copy of the step's state taken at the event (and the masking
-    observer a masked copy), so the state is kept as given."""
-
-    def __init__(self) -> None:
-        self.states: dict[str, StepResult] = {}
-
-    async def step_started(self, run_id: str, result: StepResult) -> None:
-        self.states[result.step_id] = result
-
-    async def step_finished(self, run_id: str, result: StepResult) -> None:
-        self.states[result.step_id] = result
 
 
 class DirectRuns:
@@ -108,7 +92,7 @@ class DirectRuns:
         trigger: dict[str, Any],
     ) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
         created_at = now()
-        observer = _Steps()
+        observer = StepStates()  # filled by the engine itself (a masking observer: masked copies)
         status: str = RunStatus.FAILED.value
         outputs: dict[str, Any] | None = None
         error: dict[str, Any] | None = None
@@ -160,7 +144,7 @@ class DirectRuns:
         target: DirectTarget,
         inputs: dict[str, Any],
         trigger: dict[str, Any],
-        observer: _Steps,
+        observer: StepStates,
         status: str,
         outputs: dict[str, Any] | None,
         error: dict[str, Any] | None,
