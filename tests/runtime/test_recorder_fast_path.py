@@ -228,10 +228,17 @@ async def _api_views(database: Database, account_id: str, run_ids: list[str]) ->
     return views
 
 
+@pytest.mark.parametrize("rows_per_statement", [2, run_writes.ROWS_PER_STATEMENT])
 @pytest.mark.parametrize("max_output_bytes", [2_000, 262_144])
 async def test_recorded_runs_are_stored_exactly_as_the_general_path_stores_them(
-    pair: tuple[Database, Database, str, str], tmp_path: Path, max_output_bytes: int
+    pair: tuple[Database, Database, str, str],
+    tmp_path: Path,
+    max_output_bytes: int,
+    rows_per_statement: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # 2 rows per statement: the 3 runs and their 8 steps take several multi-row INSERTs, one short.
+    monkeypatch.setattr(run_writes, "ROWS_PER_STATEMENT", rows_per_statement)
     fast, reference, account_id, pipeline_id = pair
     runs = _runs(account_id, pipeline_id)
     recorder = RunRecorder(fast, max_output_bytes=max_output_bytes, delay=0.01)
@@ -240,6 +247,7 @@ async def test_recorded_runs_are_stored_exactly_as_the_general_path_stores_them(
         await recorder.add(run)
     await recorder.close()
     assert recorder.lost == 0
+    assert recorder.batches == 1  # all three in one transaction
     await _write_reference(reference, runs, max_output_bytes)
 
     fast_runs, fast_steps, fast_ids = _raw(tmp_path / "fast.db")

@@ -26,6 +26,7 @@ otherwise the Core path is used.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -82,6 +83,28 @@ def _insert_sql(table: Table, columns: Sequence[str]) -> str:
 
 SQLITE_INSERT_RUNS = _insert_sql(_RUNS, RUN_COLUMNS)
 SQLITE_INSERT_STEPS = _insert_sql(_STEPS, STEP_COLUMNS)
+
+ROWS_PER_STATEMENT = 32
+"""Rows inserted by one multi-row ``INSERT ... VALUES (...), (...)`` on the SQLite path (SQLite's own limit
+on bound values is 32,766 before 3.32: 32 rows of 16 columns stay far below it)."""
+
+
+@functools.cache
+def _multi_row_sql(single: str, rows: int) -> str:
+    """``single`` (an ``INSERT ... VALUES (?, ...)``) for ``rows`` rows in one statement."""
+    head, separator, marks = single.partition(" VALUES ")
+    return head + separator + ", ".join([marks] * rows)
+
+
+def _insert_rows(connection: sqlite3.Connection, single: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` with multi-row statements: one ``sqlite3_step`` per :data:`ROWS_PER_STATEMENT` rows
+    where ``executemany`` steps once per row. Each step releases the GIL and takes it back; under load
+    the event loop holds it, so each of those hand-overs costs the loop's thread a futex wake-up and
+    a context switch (measured with perf: ~3% of the server's samples at 50 connections)."""
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        values = [value for row in chunk for value in row]
+        connection.execute(_multi_row_sql(single, len(chunk)), values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,9 +447,9 @@ def _insert_batch(connection: sqlite3.Connection, run_rows: list[Any], step_rows
     try:
         if connection.isolation_level is None:  # autocommit mode: open the transaction ourselves
             connection.execute("BEGIN")
-        connection.executemany(SQLITE_INSERT_RUNS, run_rows)
+        _insert_rows(connection, SQLITE_INSERT_RUNS, run_rows)
         if step_rows:
-            connection.executemany(SQLITE_INSERT_STEPS, step_rows)
+            _insert_rows(connection, SQLITE_INSERT_STEPS, step_rows)
         connection.commit()
     except BaseException:
         if connection.in_transaction:
