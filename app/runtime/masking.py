@@ -33,6 +33,7 @@ from urllib.parse import quote, quote_plus
 import orjson
 
 from app.engine.types import RunObserver, StepError, StepResult
+from app.security.secret_scope import SECRETS_IN_SCOPE
 
 REDACTED = "***"
 MIN_SECRET_CHARS = 4
@@ -137,13 +138,18 @@ _scope: ContextVar[Masker | None] = ContextVar("mashpipe_run_masker", default=No
 
 @contextlib.contextmanager
 def masking_scope(masker: Masker) -> Iterator[None]:
-    """Within the block (and the tasks it starts), log records mask ``masker``'s secrets."""
+    """Within the block (and the tasks it starts), log records mask ``masker``'s secrets, and the request
+    path's process-wide caches remember nothing (:func:`app.security.secret_scope.secrets_active`: a URL
+    or a header may hold one of them)."""
     outer = _scope.get()
     combined = masker if outer is None else Masker((*outer.values, *masker.values))
     token = _scope.set(combined if combined else None)
+    secrets = SECRETS_IN_SCOPE.set(masker.values + SECRETS_IN_SCOPE.get()) if masker.values else None
     try:
         yield
     finally:
+        if secrets is not None:
+            SECRETS_IN_SCOPE.reset(secrets)
         _scope.reset(token)
 
 

@@ -42,7 +42,7 @@ from app.sdk.direct import DirectSender, read_capped, release_raw
 from app.sdk.errors import ConnectionFailed, raise_for_response
 from app.sdk.http import _SIZED, ConnectorHTTP, OutboundClient, merge_headers
 from app.sdk.json_body import decode_response, parse_json_body
-from app.sdk.redaction import secrets_in_scope
+from app.sdk.redaction import secrets_active, secrets_in_scope
 
 _HTTPX_LOGGER = logging.getLogger("httpx")
 _LEAN_ARGUMENTS = frozenset({"params", "headers"})
@@ -81,7 +81,7 @@ def _target(http: ConnectorHTTP, url: str | httpx.URL, params: Any) -> _Target:
     Remembered only for a call without secrets (a URL may hold one): nothing of a connection's
     secrets outlives its call in these caches.
     """
-    if params or not isinstance(url, str) or http.secrets:
+    if params or not isinstance(url, str) or http.secrets or secrets_active():
         resolved = http.resolve_url(url)
         if params:
             resolved = resolved.copy_merge_params(params)
@@ -138,7 +138,12 @@ def wire_headers(
     auth_header = _auth_header(auth) if auth is not None else None
     if auth is not None and auth_header is None:
         return None
-    if http.secrets or auth_header is not None or (headers and not isinstance(headers, dict)):
+    if (
+        http.secrets
+        or secrets_active()
+        or auth_header is not None
+        or (headers and not isinstance(headers, dict))
+    ):
         # Secrets (not kept past their call), pairs, httpx.Headers...: computed, never remembered.
         return _wire_headers(http, target, headers, auth_header)
     try:
@@ -260,7 +265,7 @@ async def fetch_json(
             plan.headers,
             direct.timeout_of(client.timeout),
             text=plan.text,
-            remember=not http.secrets,
+            remember=not (http.secrets or secrets_active()),
         )
         if http.secrets:
             with secrets_in_scope(http.secrets):

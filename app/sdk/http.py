@@ -35,7 +35,7 @@ from app.sdk.cache import CACHE_EXTENSION, CACHEABLE_METHODS, HttpCache, guard_t
 from app.sdk.direct import DirectSender, DirectStream, direct_sender
 from app.sdk.errors import ConnectionFailed, InvalidResponse, UpstreamError, describe_url, raise_for_response
 from app.sdk.ratelimit import RateLimiter
-from app.sdk.redaction import install_log_redaction, mask_error, secrets_in_scope
+from app.sdk.redaction import install_log_redaction, mask_error, secrets_active, secrets_in_scope
 from app.sdk.retries import RetryBudget
 from app.security.egress import (
     EgressPolicy,
@@ -96,12 +96,17 @@ class OutboundClient(httpx.AsyncClient):
         self._cookies = RefusedCookies()
 
 
-@functools.lru_cache(maxsize=1024)
 def parse_url(text: str) -> httpx.URL:
     """``httpx.URL(text)``, remembered: a connector validating a URL and the request sending it parse it once.
 
-    (``httpx.URL`` is immutable; an invalid URL raises ``httpx.InvalidURL`` and is not remembered.)
+    (``httpx.URL`` is immutable; an invalid URL raises ``httpx.InvalidURL`` and is not remembered; nothing
+    is remembered while secrets are in scope: the URL may hold one.)
     """
+    return httpx.URL(text) if secrets_active() else _parse_url(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_url(text: str) -> httpx.URL:
     return httpx.URL(text)
 
 

@@ -18,16 +18,29 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from contextvars import ContextVar
 from typing import Any
 
 from app.errors import MashpipeError
+from app.security.secret_scope import SECRETS_IN_SCOPE, secrets_active
+
+__all__ = [
+    "MIN_SECRET_CHARS",
+    "REDACTED",
+    "REDACTED_LOGGERS",
+    "SecretLogFilter",
+    "install_log_redaction",
+    "mask",
+    "mask_error",
+    "secret_values",
+    "secrets_active",
+    "secrets_in_scope",
+]
 
 REDACTED = "***"
 MIN_SECRET_CHARS = 4
 REDACTED_LOGGERS = ("httpx", "httpcore")
 
-_in_scope: ContextVar[tuple[str, ...]] = ContextVar("mashpipe_sdk_secrets", default=())
+_in_scope = SECRETS_IN_SCOPE  # (in app.security, which the transport reads without importing the SDK)
 
 
 def secret_values(credentials: Mapping[str, Any] | None, *, public: Iterable[str] = ()) -> tuple[str, ...]:

@@ -29,6 +29,8 @@ import httpx
 import yarl
 from aiohttp.abc import AbstractResolver
 
+from app.security.secret_scope import secrets_active
+
 # Headers aiohttp would add on its own: the httpx request already says what to send (and a bytes body
 # without Content-Type must not gain "application/octet-stream").
 SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
@@ -187,7 +189,8 @@ class PinnedAiohttpTransport(httpx.AsyncBaseTransport):
         try:
             return await session.request(
                 method,
-                _yarl_url(url),  # already encoded by httpx: sent as is
+                # already encoded by httpx: sent as is (a URL that may hold a secret is not remembered)
+                yarl.URL(url, encoded=True) if secrets_active() else _yarl_url(url),
                 headers=headers,  # as written (names keep their case), duplicates kept
                 data=data,
                 allow_redirects=False,  # httpx follows them, checking each hop

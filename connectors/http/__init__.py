@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.sdk import Connector, Context, HttpResponse, RequestOptions, raise_for_response, response_output
 from app.sdk.http import parse_url
+from app.sdk.redaction import secrets_active
 
 connector = Connector(
     key="http",
@@ -36,6 +37,8 @@ def _absolute_http_url(value: str) -> str:
         raise ValueError(f"not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError("an absolute http:// or https:// URL is required")
+    if secrets_active():  # the URL may hold a secret of the run: not remembered
+        return value
     if len(_ABSOLUTE) >= 1024:
         _ABSOLUTE.clear()
     _ABSOLUTE.add(value)

@@ -401,3 +401,50 @@ async def test_nothing_of_a_call_with_secrets_is_remembered(
     await Context(connector="t", operation="t", http=plain).request_json("GET", "echo?key=public")
     kept = repr((direct_json._WIRE, direct_json._TARGETS, policy._text_passes))
     assert "echo?key=public" in kept
+
+
+@pytest.mark.parametrize("connection_secret", [False, True], ids=["run-secret", "connection-secret"])
+async def test_nothing_of_a_call_is_remembered_while_a_run_has_secrets(
+    client: httpx.AsyncClient,
+    server: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    connection_secret: bool,
+) -> None:
+    # A run's secrets reach a connector as plain values (a header or a URL made with ${{ secrets.X }}):
+    # the run's masking scope keeps them out of every process-wide cache of the request path, as a
+    # connection's secrets are kept out (a query-string auth puts its key in the URL sent).
+    from app.runtime.masking import Masker, masking_scope
+    from app.sdk import http as sdk_http
+    from app.security import aiohttp_transport
+
+    remembered: list[str] = []  # what reached a remembering (cached) parser
+
+    def spy(cached: Callable[[str], Any]) -> Callable[[str], Any]:
+        def remember(text: str) -> Any:
+            remembered.append(text)
+            return cached(text)
+
+        return remember
+
+    monkeypatch.setattr(aiohttp_transport, "_yarl_url", spy(aiohttp_transport._yarl_url))
+    monkeypatch.setattr(sdk_http, "_parse_url", spy(sdk_http._parse_url))
+    run_secret = "run-secret-value-42"
+    if connection_secret:
+        http = ConnectorHTTP(
+            client, base_url=server["base"], auth=QueryParamAuth("api_key", SECRET), secrets=[SECRET]
+        )
+    else:
+        http = ConnectorHTTP(client, base_url=server["base"])
+    ctx = Context(connector="t", operation="t", http=http)
+    with masking_scope(Masker([run_secret])):
+        outcome = await ctx.request_json("GET", f"echo?key={run_secret}", headers={"X-Token": run_secret})
+    assert ["x-token", run_secret] in outcome["headers"]
+    policy = client.direct.guard.policy  # type: ignore[attr-defined]
+    kept = repr((direct_json._WIRE, direct_json._TARGETS, policy._text_passes, remembered))
+    assert run_secret not in kept
+    assert SECRET not in kept
+    # Out of the scope, the same kind of request is remembered again.
+    await Context(
+        connector="t", operation="t", http=ConnectorHTTP(client, base_url=server["base"])
+    ).request_json("GET", "echo?key=public")
+    assert any("echo?key=public" in text for text in remembered)
