@@ -325,6 +325,8 @@ class Emitter:
     def _logical(self, out: str, node: Node, block: _Block, *, absorbing: bool) -> None:
         self.kinds[out] = bool
         left = self._node(node[1], block)
+        if not left.isidentifier():  # a literal: ``1 && x`` is CEL's error (and ``1 is True`` a warning)
+            raise NotGenerated(f"a literal {left} on the left of a logical operator")
         self._boolean(left, block)
         block.add(f"if {left} is {absorbing}:")
         block.add(f"    {out} = {absorbing}")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from app.engine import evaluation
-from app.engine.compiled_gen import Emitter, parse
+from app.engine.compiled_gen import Emitter, NotGenerated, parse
 from app.engine.evaluation import Evaluator
 from app.engine.paths import analyze
 from app.engine.values import ValueTemplate
@@ -358,3 +358,11 @@ def test_a_generator_failure_leaves_the_general_path(monkeypatch: pytest.MonkeyP
     fn = where.bind({})
     assert not where.generated
     assert [fn({"n": n, "s": "y"}, 0) for n in (0, 2)] == [False, True]
+
+
+@pytest.mark.parametrize("source", ["1 && item.t", '"x" || item.t', "2.5 && item.t"])
+def test_a_literal_that_is_not_a_boolean_left_of_a_logical_operator_is_not_generated(source: str) -> None:
+    # (``1 is True`` would compile with a SyntaxWarning; CEL's error comes from the general path)
+    emitter = Emitter()
+    with pytest.raises(NotGenerated, match="literal"):
+        emitter.finish(emitter.expression(parse(source)))
