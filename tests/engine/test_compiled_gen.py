@@ -360,7 +360,7 @@ def test_a_generator_failure_leaves_the_general_path(monkeypatch: pytest.MonkeyP
     assert [fn({"n": n, "s": "y"}, 0) for n in (0, 2)] == [False, True]
 
 
-@pytest.mark.parametrize("source", ["1 && item.t", '"x" || item.t', "2.5 && item.t"])
+@pytest.mark.parametrize("source", ["1 && item.t", '"x" || item.t'])
 def test_a_literal_that_is_not_a_boolean_left_of_a_logical_operator_is_not_generated(source: str) -> None:
     # (``1 is True`` would compile with a SyntaxWarning; CEL's error comes from the general path)
     emitter = Emitter()
