@@ -117,26 +117,29 @@ def record(pid: int, seconds: float, output: Path, rate: int = 250) -> str:
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by the main thread of ``pid`` and by its other threads
-    (summed by thread name), from ``/proc``; {} elsewhere."""
+    """CPU seconds (user + system) used so far by the main thread of ``pid`` and by all its other threads
+    together, from ``/proc``; {} elsewhere.
+
+    The other threads' share is the process's total (``/proc/PID/stat``, which keeps the time of threads
+    that ended: aiosqlite's come and go) minus the main thread's: summing the live threads would lose
+    the time of those that ended between two readings (and give a negative share)."""
     import os
 
-    totals: dict[str, float] = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return totals
     ticks = os.sysconf("SC_CLK_TCK")
-    for tid in tids:
-        try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text(encoding="ascii")
-            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text(encoding="ascii").strip()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        label = "main thread (event loop)" if tid == str(pid) else f"other threads ({name}: aiosqlite...)"
-        totals[label] = totals.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
-    return totals
+
+    def seconds(path: str) -> float:
+        fields = Path(path).read_text(encoding="ascii").rsplit(")", 1)[-1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    try:
+        process = seconds(f"/proc/{pid}/stat")
+        main = seconds(f"/proc/{pid}/task/{pid}/stat")
+    except OSError:
+        return {}
+    return {
+        "main thread (event loop)": main,
+        "other threads (mashpipe: aiosqlite...)": max(0.0, process - main),
+    }
 
 
 def _area(file: str) -> str:

@@ -454,3 +454,25 @@ async def test_hot_cache_serves_fresh_public_answers_only() -> None:
         "/v1/pipelines/p?",
         "/v1/apps/a/p?x=1",
     ]
+
+
+def test_the_cpu_of_threads_that_ended_stays_counted() -> None:
+    import os
+    import threading
+    import time
+
+    from bench.endpoint_profile import thread_cpu
+
+    def spin() -> None:
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+
+    before = thread_cpu(os.getpid())
+    worker = threading.Thread(target=spin)
+    worker.start()
+    worker.join()  # ended before the second reading: its time must not vanish
+    after = thread_cpu(os.getpid())
+    other = "other threads (mashpipe: aiosqlite...)"
+    assert after[other] - before[other] > 0.1
+    assert all(value >= 0 for value in after.values())
