@@ -2,8 +2,8 @@
 
 A published endpoint's run executes in memory and its caller gets the answer at once; the run (its final
 state and its steps) is handed to the :class:`RunRecorder`, which writes the runs handed to it in the
-last few milliseconds in ONE transaction (one prepared INSERT of the runs, one of their steps, both
-executemany: see :mod:`app.storage.repositories.run_writes`, which encodes each run once).
+last few milliseconds in ONE transaction (multi-row INSERTs of the runs and of their steps: see
+:mod:`app.storage.repositories.run_writes`; each run is encoded once, when it is handed over).
 The buffer is bounded: when ``max_pending`` runs wait to be written, :meth:`RunRecorder.add` waits for
 room (backpressure: a run is never dropped). :meth:`RunRecorder.close` (at shutdown) writes what is
 pending. A crash loses the records of the runs not written yet (the last few milliseconds):

@@ -15,8 +15,9 @@ Two ways to write, giving the same rows:
 
 * on SQLite (aiosqlite), the rows are the values SQLAlchemy's column types would bind (JSON text made by
   :func:`~app.storage.types.dumps_json`, timestamps as the UTC text of SQLite's ``DATETIME``, booleans
-  as integers), inserted by one prepared ``executemany`` per table on the pooled driver connection,
-  run in the connection's thread in one hop with the commit (no per-row bind processing by SQLAlchemy);
+  as integers), inserted by multi-row ``INSERT`` statements (:data:`ROWS_PER_STATEMENT` rows each) on the
+  pooled driver connection, run in the connection's thread in one hop with the commit (no per-row bind
+  processing by SQLAlchemy);
 * elsewhere (PostgreSQL), one Core ``INSERT`` per table executed for many rows, in a session.
 
 The fast path is used only while the tables are the ones it was written for and the dialect's own bind
@@ -269,7 +270,7 @@ class RunWrites:
         the pool (and resetting it) for every batch."""
         return BatchWriter(self)
 
-    # -- SQLite: driver values, one executemany per table in the connection's thread -----------------
+    # -- SQLite: driver values, multi-row INSERTs in the connection's thread ---------------------------
 
     def _encode_sqlite(self, run: FinishedRun) -> EncodedRun:
         max_bytes = _step_cap(run, self._max_output_bytes)
