@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,22 +21,13 @@ from app.sdk import direct_json
 from app.sdk.auth import HeaderAuth, QueryParamAuth
 from app.sdk.context import Context
 from app.sdk.errors import ConnectionFailed
-from app.sdk.http import ConnectorHTTP, build_http_client
+from app.sdk.http import ConnectorHTTP
 from app.sdk.retries import RetryPolicy
-from app.sdk.testing import settings_for_tests
 from tests.sdk.test_fastpath_direct import LIMIT, SECRET, Spy, outcome_of
+from tests.sdk.test_fastpath_direct import client as client  # the direct path's tests' client
 from tests.sdk.test_fastpath_direct import server as server  # the routes of the direct path's tests
 
 Make = Callable[..., ConnectorHTTP]
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    settings = settings_for_tests(
-        http_transport="aiohttp", egress_allow="127.0.0.1/32", response_max_bytes=LIMIT, http_timeout=0.5
-    )
-    async with build_http_client(settings) as built:
-        yield built
 
 
 class Counts:
