@@ -23,15 +23,13 @@ from typing import Any
 
 from app.engine.executor import execute as execute_plan
 from app.engine.types import OperationCaller, RunRequest, RunStatus, StepStates
-from app.runtime.masking import Masker, MaskingObserver, masking_scope
+from app.runtime.masking import MaskingObserver, masking_scope
 from app.runtime.plans import PlanCache, revision_key
 from app.runtime.run_recorder import FinishedRun, RunRecorder
-from app.runtime.run_secrets import RunSecrets
+from app.runtime.run_secrets import NO_SECRETS, RunSecrets
 from app.runtime.run_values import error_dict, final_state, now, unexpected_failure
 from app.settings import Settings
 from app.storage.base import new_id
-
-_NO_SECRETS = Masker()  # masks nothing (a run without secrets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +94,7 @@ class DirectRuns:
         status: str = RunStatus.FAILED.value
         outputs: dict[str, Any] | None = None
         error: dict[str, Any] | None = None
-        masker = _NO_SECRETS
+        masker = NO_SECRETS
         started_at = created_at
         try:
             async with self._slots:

@@ -86,8 +86,8 @@ SQLITE_INSERT_RUNS = _insert_sql(_RUNS, RUN_COLUMNS)
 SQLITE_INSERT_STEPS = _insert_sql(_STEPS, STEP_COLUMNS)
 
 ROWS_PER_STATEMENT = 32
-"""Rows inserted by one multi-row ``INSERT ... VALUES (...), (...)`` on the SQLite path (SQLite's own limit
-on bound values is 32,766 before 3.32: 32 rows of 16 columns stay far below it)."""
+"""Rows inserted by one multi-row ``INSERT ... VALUES (...), (...)`` on the SQLite path (SQLite's limit on
+bound values is 999 before 3.32 and 32,766 since: 32 rows of 16 columns, 512 values, stay below both)."""
 
 
 @functools.cache
